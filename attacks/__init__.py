@@ -1,0 +1,1 @@
+"""Attacks, one module each; a module registers its class with @register_attack."""

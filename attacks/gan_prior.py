@@ -1,0 +1,98 @@
+"""A GAN image prior trained on public data only, shared by the GAN-based attacks.
+
+DCGAN-style generator and critic sized for small images (32x32 and 64x64), trained with the
+WGAN-GP objective (Gulrajani et al. NeurIPS 2017) as in GMI (Zhang et al. CVPR 2020, Sec. 3.2):
+
+    L_D = E[D(G(z))] - E[D(x)] + lambda_gp * E[(||grad_xhat D(xhat)||_2 - 1)^2]
+    L_G = -E[D(G(z))]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from tasks.training import progress_bar
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int):
+        super().__init__()
+        if size not in (32, 64):
+            raise ValueError(f"the GAN prior supports 32x32 and 64x64 images, not {size}x{size}")
+        self.z_dim = z_dim
+        ups = 3 if size == 32 else 4
+        layers: list[nn.Module] = []
+        features = width * 2 ** (ups - 1)
+        self.project = nn.Sequential(nn.Linear(z_dim, features * 16, bias=False),
+                                     nn.BatchNorm1d(features * 16), nn.ReLU())
+        for _ in range(ups - 1):
+            layers += [nn.ConvTranspose2d(features, features // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(features // 2), nn.ReLU()]
+            features //= 2
+        layers += [nn.ConvTranspose2d(features, channels, 4, 2, 1), nn.Sigmoid()]
+        self.features = width * 2 ** (ups - 1)
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.project(z).view(len(z), self.features, 4, 4))
+
+
+class Critic(nn.Module):
+    def __init__(self, channels: int, size: int, width: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        features, current = channels, size
+        out = width
+        while current > 4:
+            layers += [nn.Conv2d(features, out, 4, 2, 1), nn.LeakyReLU(0.2)]
+            features, out, current = out, out * 2, current // 2
+        self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(features * 16, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images * 2 - 1).squeeze(1)
+
+
+class GANPrior(nn.Module):
+    def __init__(self, image_shape: tuple[int, int, int], z_dim: int, width: int):
+        super().__init__()
+        channels, size, _ = image_shape
+        self.generator = Generator(z_dim, channels, size, width)
+        self.discriminator = Critic(channels, size, width)
+        self.z_dim = z_dim
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    mix = torch.rand(len(real), 1, 1, 1)
+    interpolated = (mix * real + (1 - mix) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(critic(interpolated).sum(), interpolated, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def train_wgan_gp(prior: GANPrior, images: torch.Tensor, *, steps: int, batch_size: int,
+                  n_critic: int, lr: float, gp_weight: float, progress: bool) -> dict:
+    """Train ``prior`` on ``images`` (public data) for ``steps`` generator updates."""
+    generator, critic = prior.generator, prior.discriminator
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
+    generator.train()
+    critic.train()
+    with progress_bar(steps, "GAN prior (public data)", progress) as bar:
+        for _ in range(steps):
+            for _ in range(n_critic):
+                real = images[torch.randint(len(images), (batch_size,))]
+                with torch.no_grad():
+                    fake = generator(torch.randn(batch_size, prior.z_dim))
+                critic_loss = (critic(fake).mean() - critic(real).mean()
+                               + gp_weight * gradient_penalty(critic, real, fake))
+                opt_d.zero_grad(set_to_none=True)
+                critic_loss.backward()
+                opt_d.step()
+            generator_loss = -critic(generator(torch.randn(batch_size, prior.z_dim))).mean()
+            opt_g.zero_grad(set_to_none=True)
+            generator_loss.backward()
+            opt_g.step()
+            bar.update()
+    prior.eval()
+    return {"critic_loss": float(critic_loss), "generator_loss": float(generator_loss),
+            "public_images": len(images)}

@@ -1,0 +1,210 @@
+"""The ``invbench`` command line.
+
+    invbench run   [OVERRIDES]   one cell, e.g. task=digits attack=gmi defense=none seed=0
+    invbench bench [OVERRIDES]   the suite's sweep (Hydra multirun), then the leaderboard
+    invbench list                every registered task, attack, defense and metric
+    invbench report              rebuild leaderboard/site/ from results/ alone
+
+OVERRIDES are Hydra overrides. In ``bench``, ``attack=gmi,link-steal-0`` or
+``'attack=[gmi,link-steal-0]'`` restricts the sweep; ``hydra/launcher=joblib
+hydra.launcher.n_jobs=2`` runs cells in parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from benchmark.errors import InvbenchError, MissingDataError
+from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, UnknownNameError, \
+    load_all
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
+DEFAULT_SITE = Path("leaderboard") / "site"
+
+
+class UsageError(InvbenchError):
+    pass
+
+
+def split_overrides(overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Separate the swept keys (task/attack/defense/seed/suite) from every other override."""
+    chosen: dict[str, list[str]] = {}
+    rest: list[str] = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key in (*SWEPT, "seed", "suite"):
+            value = value.strip()
+            if value.startswith("[") and value.endswith("]"):
+                value = value[1:-1]
+            chosen[key] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            rest.append(override)
+    return chosen, rest
+
+
+def check_name(group: str, name: str, registry: Registry | None) -> None:
+    yamls = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    known = sorted(set(yamls) & set(registry.names())) if registry else yamls
+    if name not in known:
+        raise UnknownNameError(group, name, known)
+    if registry is not None and name not in yamls:
+        raise UsageError(f"{group} '{name}' is registered but has no YAML; add "
+                         f"benchmark/conf/{group}/{name}.yaml")
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    with initialize_config_module(config_module="benchmark.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def missing_data(cfg: DictConfig, task_name: str) -> str | None:
+    """The message for a task whose real data is absent, or None."""
+    from benchmark.runner import build_task
+
+    task_cfg = compose_config([f"task={task_name}", *cfg_overrides(cfg)])
+    try:
+        build_task(task_cfg)
+    except MissingDataError as error:
+        return str(error)
+    return None
+
+
+def cfg_overrides(cfg: DictConfig) -> list[str]:
+    return [f"paths.{k}={v}" for k, v in cfg.paths.items()] + [f"seed={cfg.seed}"]
+
+
+def expand(values: list, registry: Registry) -> list[str]:
+    return registry.names() if list(values) == ["all"] else [str(v) for v in values]
+
+
+def run_hydra(argv: list[str]) -> list[dict]:
+    from benchmark import app
+
+    saved = sys.argv
+    sys.argv = ["invbench", *argv]
+    app.FINISHED.clear()
+    try:
+        app.cell()
+    finally:
+        sys.argv = saved
+    return list(app.FINISHED)
+
+
+def command_run(overrides: list[str]) -> int:
+    chosen, rest = split_overrides(overrides)
+    for key, values in chosen.items():
+        if len(values) != 1:
+            raise UsageError(f"invbench run takes one {key}, got {values}; use invbench bench "
+                             f"to sweep several")
+        if key in SWEPT:
+            check_name(key, values[0], SWEPT[key])
+        if key == "suite":
+            check_name("suite", values[0], None)
+    single = [f"{k}={v[0]}" for k, v in chosen.items()]
+    cfg = compose_config([*single, *[o for o in rest if not o.startswith("hydra")]])
+    message = missing_data(cfg, cfg.task.name)
+    if message:
+        raise MissingDataError(message)
+    records = run_hydra([*single, *rest, "show_record=true"])
+    return 1 if any(r["status"] != "ok" for r in records) else 0
+
+
+def command_bench(overrides: list[str]) -> int:
+    chosen, rest = split_overrides(overrides)
+    suite = chosen.get("suite", ["mini"])
+    if len(suite) != 1:
+        raise UsageError("invbench bench runs one suite at a time")
+    check_name("suite", suite[0], None)
+    cfg = compose_config([f"suite={suite[0]}", *[o for o in rest if not o.startswith("hydra")]])
+    sweep: dict[str, list[str]] = {}
+    for key, registry in SWEPT.items():
+        values = chosen.get(key) or expand(cfg.suite[f"{key}s"], registry)
+        for value in values:
+            check_name(key, value, registry)
+        sweep[key] = values
+    sweep["seed"] = chosen.get("seed") or [str(s) for s in cfg.suite.seeds]
+
+    tasks = []
+    for task_name in sweep["task"]:
+        message = missing_data(cfg, task_name)
+        if message is None:
+            tasks.append(task_name)
+        elif "task" in chosen:
+            raise MissingDataError(message)
+        else:
+            print(f"[skip] task '{task_name}': its data is not under the data root "
+                  f"{Path(str(cfg.paths.data)).resolve()} (set INVBENCH_DATA to add it)",
+                  flush=True)
+    sweep["task"] = tasks
+    argv = ["--multirun", f"suite={suite[0]}", *[f"{k}={','.join(v)}" for k, v in sweep.items()],
+            *rest]
+    print(f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
+          f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds "
+          f"(incompatible cells are n/a)", flush=True)
+    run_hydra(argv)
+    return command_report(["--results", str(cfg.paths.results)])
+
+
+def command_list(_: list[str]) -> int:
+    load_all()
+    for title, registry in (("TASKS", TASKS), ("ATTACKS", ATTACKS), ("DEFENSES", DEFENSES),
+                            ("METRICS", METRICS)):
+        print(f"\n{title}")
+        for entry in registry.entries():
+            if registry is ATTACKS:
+                level = f"access={entry.access}"
+            elif registry is DEFENSES:
+                level = f"kind={entry.defense_kind}"
+            elif registry is TASKS:
+                level = "real data" if entry.extra.get("real_data") else "embedded"
+            else:
+                level = ""
+            cite = entry.citation
+            citation = f"{cite.short()}: {cite.title} <{cite.url}>" if cite else "-"
+            print(f"  {entry.name:<16} {','.join(entry.modalities):<18} {level:<16} "
+                  f"v{entry.version:<5} {citation}")
+    return 0
+
+
+def command_report(argv: list[str]) -> int:
+    from leaderboard.report import build_report
+
+    parser = argparse.ArgumentParser(prog="invbench report")
+    parser.add_argument("--results", default=os.environ.get("INVBENCH_RESULTS", "results"))
+    parser.add_argument("--site", default=str(DEFAULT_SITE))
+    args = parser.parse_args(argv)
+    index = build_report(Path(args.results), Path(args.site))
+    print(f"leaderboard: {index.resolve()}", flush=True)
+    return 0
+
+
+COMMANDS = {"run": command_run, "bench": command_bench, "list": command_list,
+            "report": command_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    load_all()
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except InvbenchError as error:
+        print(f"invbench: error: {error}", file=sys.stderr)
+        return 2
+    except UnknownNameError as error:
+        print(f"invbench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The interfaces every task, attack and defense implements.
+
+The runner (``benchmark/runner.py``) drives one cell through them::
+
+    task.train_target(model, defense)   cached per (task, defense if train-time, seed)
+    task.train_evaluator(model)         cached per (task, seed); never shown to attacks
+    attack.train_prior(prior, task.public_data())   cached per (task, attack, seed)
+    victims = task.victims(budget, release)         what the attacker is asked to invert
+    recon = attack.run(access, victims, prior, budget)
+    metrics = task.score(recon, victims, evaluator)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+
+def plain(cfg: Any) -> dict:
+    """A YAML node as a plain dict (OmegaConf resolved), or ``{}``."""
+    if cfg is None:
+        return {}
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+class Defense:
+    """Base defense: plain cross-entropy training, outputs released unchanged.
+
+    A training-time defense overrides :meth:`training_loss` (or the task reads its
+    hyperparameters); an output-processing defense overrides :meth:`transform_output`.
+    """
+
+    kind = "none"
+
+    def __init__(self, cfg: Any = None):
+        self.cfg = plain(cfg)
+
+    def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, labels)
+
+    def transform_output(self, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return probs
+
+    def target_key(self) -> dict:
+        """What of this defense changes the trained target (part of the artifact key)."""
+        return {"name": self.cfg.get("name", "none"), **self.cfg} if self.kind == "train" else {}
+
+
+class Attack:
+    """Base attack. ``prior_module`` / ``train_prior`` are optional (attacks with no prior)."""
+
+    def __init__(self, cfg: Any = None):
+        self.cfg = plain(cfg)
+
+    def build_prior(self, task: "Task") -> torch.nn.Module | None:
+        """An untrained prior for this task (e.g. a GAN), or None when the attack uses none."""
+        return None
+
+    def train_prior(self, prior: torch.nn.Module, public: Any, progress: bool) -> dict:
+        """Train ``prior`` on the task's PUBLIC data only; return metadata for the record."""
+        return {}
+
+    def run(self, access: Any, victims: Any, prior: Any, budget: dict, generator: torch.Generator):
+        raise TypeError(f"{type(self).__name__} must implement run()")
+
+
+@dataclass
+class TrainedModel:
+    """A model plus the metadata its training produced (accuracy, epochs, ...)."""
+
+    module: torch.nn.Module
+    meta: dict = field(default_factory=dict)
+
+
+class Task:
+    """Base task. Subclasses set ``modality``, ``primary_metric`` and the methods below."""
+
+    modality = ""
+    primary_metric = ""
+    # Names of the metrics ``score`` returns, mapped to higher_is_better.
+    metrics: dict[str, bool] = {}
+    real_data = False
+
+    def __init__(self, cfg: Any, data_root: Path, cache_dir: Path, seed: int, offline: bool):
+        self.cfg = plain(cfg)
+        self.data_root = Path(data_root)
+        self.cache_dir = Path(cache_dir)
+        self.seed = seed
+        self.offline = offline
+
+    # Data --------------------------------------------------------------------------------
+    def missing_files(self) -> list[Path]:
+        """Files a real-data task needs and cannot find; empty when all are present."""
+        return []
+
+    def version(self) -> str:
+        return str(self.cfg.get("version", "1"))
+
+    # Models ------------------------------------------------------------------------------
+    def build_target(self) -> torch.nn.Module:
+        raise TypeError(f"{type(self).__name__} must implement build_target()")
+
+    def train_target(self, model: torch.nn.Module, defense: Defense, progress: bool) -> dict:
+        raise TypeError(f"{type(self).__name__} must implement train_target()")
+
+    def build_evaluator(self) -> torch.nn.Module | None:
+        return None
+
+    def train_evaluator(self, model: torch.nn.Module, progress: bool) -> dict:
+        return {}
+
+    # Attack interface --------------------------------------------------------------------
+    def probs_fn(self, target: torch.nn.Module) -> Callable[[Any], torch.Tensor]:
+        """The target as a differentiable function from queries to class probabilities."""
+        raise TypeError(f"{type(self).__name__} must implement probs_fn()")
+
+    def public_data(self) -> Any:
+        """What attack priors may train on: the public split only, never private data."""
+        raise TypeError(f"{type(self).__name__} must implement public_data()")
+
+    def victims(self, budget: dict, release: Callable[[Any], torch.Tensor]) -> Any:
+        raise TypeError(f"{type(self).__name__} must implement victims()")
+
+    def check_reconstruction(self, recon: Any, victims: Any) -> None:
+        raise TypeError(f"{type(self).__name__} must implement check_reconstruction()")
+
+    def score(self, recon: Any, victims: Any, evaluator: torch.nn.Module | None) -> dict:
+        raise TypeError(f"{type(self).__name__} must implement score()")
+
+    def utility(self, target: torch.nn.Module,
+                transform: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+        """Utility of the released model; ``transform`` is the defense's output processing."""
+        raise TypeError(f"{type(self).__name__} must implement utility()")

@@ -1,0 +1,248 @@
+"""One cell of the benchmark: (task, attack, defense, seed) -> a result record.
+
+The flow follows DESIGN.md: task -> cached target -> cached evaluator -> access wrapper ->
+cached prior -> attack -> checks -> metrics + utility + cost -> atomic record. Method errors
+become a ``failed`` record and never stop a sweep; errors the user must fix (missing data, an
+unknown name) are raised before any record is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark import __version__
+from benchmark.access import Oracle, WhiteBoxAccess, released
+from benchmark.cache import ArtifactCache, config_hash
+from benchmark.cost import PeakMemory
+from benchmark.errors import InvbenchError, MissingDataError
+from benchmark.methods import plain
+from benchmark.provenance import environment, git_state
+from benchmark.registry import ATTACKS, DEFENSES, TASKS, incompatibility, load_all
+from benchmark.results import SCHEMA_VERSION, read_record, record_path, write_record
+from benchmark.seeding import derive_seed, seed_everything
+
+log = logging.getLogger("invbench")
+
+
+def resolve_paths(cfg: DictConfig) -> dict[str, Path]:
+    return {name: Path(str(cfg.paths[name])).expanduser().resolve()
+            for name in ("data", "results", "cache")}
+
+
+def is_offline(cfg: DictConfig) -> bool:
+    return str(cfg.paths.get("offline", "false")).lower() in ("1", "true", "yes")
+
+
+def missing_data_message(task_name: str, data_root: Path, missing: list[Path]) -> str:
+    listing = "\n".join(f"  {path}" for path in missing)
+    return (
+        f"task '{task_name}' needs real data that is not under the data root {data_root}.\n"
+        f"Missing files:\n{listing}\n"
+        f"Put them there (the layout of ../shared/data, see its README), or point the data root "
+        f"at a folder that has them: INVBENCH_DATA=/path/to/data or paths.data=/path/to/data."
+    )
+
+
+def build_task(cfg: DictConfig):
+    """Instantiate the configured task, raising MissingDataError when its files are absent."""
+    entry = TASKS.get(cfg.task.name)
+    paths = resolve_paths(cfg)
+    task = entry.obj(cfg.task, paths["data"], paths["cache"], int(cfg.seed), is_offline(cfg))
+    missing = task.missing_files()
+    if missing:
+        raise MissingDataError(missing_data_message(cfg.task.name, paths["data"], missing))
+    return task
+
+
+def suite_budget(cfg: DictConfig) -> dict:
+    budgets = plain(cfg.suite.get("budgets"))
+    if cfg.task.name not in budgets:
+        raise InvbenchError(
+            f"suite '{cfg.suite.name}' sets no budget for task '{cfg.task.name}'; add "
+            f"budgets.{cfg.task.name} to benchmark/conf/suite/{cfg.suite.name}.yaml"
+        )
+    return budgets[cfg.task.name]
+
+
+def _metric_values(values: dict, higher_is_better: dict[str, bool]) -> dict:
+    out = {}
+    for name, value in values.items():
+        value = float(value)
+        out[name] = {
+            "value": value if math.isfinite(value) else None,
+            "higher_is_better": higher_is_better.get(name, True),
+        }
+    return out
+
+
+def run_cell(cfg: DictConfig) -> dict | None:
+    """Run one cell and return its record (None when the cell is not applicable)."""
+    load_all()
+    task_entry = TASKS.get(cfg.task.name)
+    attack_entry = ATTACKS.get(cfg.attack.name)
+    defense_entry = DEFENSES.get(cfg.defense.name)
+    seed, suite = int(cfg.seed), str(cfg.suite.name)
+    label = f"{suite}/{task_entry.name} {attack_entry.name} x {defense_entry.name} s{seed}"
+
+    reason = incompatibility(task_entry, attack_entry, defense_entry)
+    if reason:
+        print(f"[n/a] {label}: {reason}", flush=True)
+        return None
+
+    paths = resolve_paths(cfg)
+    budget = suite_budget(cfg)
+    cell_config = {
+        "task": plain(cfg.task),
+        "attack": plain(cfg.attack),
+        "defense": plain(cfg.defense),
+        "budget": budget,
+        "seed": seed,
+        "versions": {"harness": __version__, "task": task_entry.version,
+                     "attack": attack_entry.version, "defense": defense_entry.version},
+    }
+    cell_hash = config_hash(cell_config)
+    path = record_path(paths["results"], suite, task_entry.name, attack_entry.name,
+                       defense_entry.name, seed)
+    existing = read_record(path) if path.exists() else None
+    if (existing and existing.get("status") == "ok" and existing.get("config_hash") == cell_hash
+            and not cfg.get("rerun", False)):
+        print(f"[cached] {label}: {path}", flush=True)
+        return existing
+
+    task = build_task(cfg)
+    progress = bool(cfg.get("progress", True))
+    cache = ArtifactCache(paths["cache"])
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "key": f"{suite}/{task_entry.name}/{attack_entry.name}__{defense_entry.name}__s{seed}",
+        "suite": suite, "task": task_entry.name, "attack": attack_entry.name,
+        "defense": defense_entry.name, "seed": seed, "modality": task.modality,
+        "access": attack_entry.access, "defense_kind": defense_entry.defense_kind,
+        "primary_metric": task.primary_metric, "budget": budget,
+        "citations": {kind: entry.citation.__dict__ if entry.citation else None
+                      for kind, entry in (("task", task_entry), ("attack", attack_entry),
+                                          ("defense", defense_entry))},
+        "versions": cell_config["versions"], "config_hash": cell_hash, "config": cell_config,
+        "git": git_state(), "environment": environment(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "metrics": {}, "utility": {}, "provenance": {}, "error": None,
+    }
+    timings = {"train_seconds": 0.0, "attack_seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
+
+    def cached(kind: str, key: dict, build, train) -> tuple[torch.nn.Module, dict]:
+        module, meta, hit = cache.get_or_train(kind, key, build, train)
+        timings["cache_hits" if hit else "cache_misses"] += 1
+        if not hit:
+            timings["train_seconds"] += meta.get("train_seconds", 0.0)
+        return module, meta
+
+    access = None
+    with PeakMemory() as cost:
+        try:
+            defense = defense_entry.obj(cfg.defense)
+            attack = attack_entry.obj(cfg.attack)
+            task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed}
+
+            def train_target(model: torch.nn.Module) -> dict:
+                seed_everything(derive_seed(seed, "target"))
+                return task.train_target(model, defense, progress)
+
+            target, target_meta = cached(
+                "target", {**task_key, "defense": defense.target_key(),
+                           "defense_version": defense_entry.version if defense.kind == "train"
+                           else None}, task.build_target, train_target)
+            record["provenance"]["target"] = {k: v for k, v in target_meta.items() if k != "config"}
+
+            evaluator = None
+            if task.build_evaluator() is not None:
+                def train_evaluator(model: torch.nn.Module) -> dict:
+                    seed_everything(derive_seed(seed, "evaluator"))
+                    return task.train_evaluator(model, progress)
+
+                evaluator, evaluator_meta = cached("evaluator", task_key, task.build_evaluator,
+                                                   train_evaluator)
+                record["provenance"]["evaluator"] = {
+                    k: v for k, v in evaluator_meta.items() if k != "config"}
+
+            prior = None
+            untrained_prior = attack.build_prior(task)
+            if untrained_prior is not None:
+                def train_prior(model: torch.nn.Module) -> dict:
+                    seed_everything(derive_seed(seed, "prior", attack_entry.name))
+                    return attack.train_prior(model, task.public_data(), progress)
+
+                # Keyed by the prior's own settings: changing an attack-time knob (lr, lambda)
+                # reuses the trained prior.
+                prior, prior_meta = cached(
+                    "prior", {**task_key, "attack": attack_entry.name,
+                              "prior": plain(cfg.attack).get("prior"),
+                              "attack_version": attack_entry.version},
+                    lambda: untrained_prior, train_prior)
+                record["provenance"]["prior"] = {k: v for k, v in prior_meta.items()
+                                                 if k != "config"}
+
+            target.eval()
+            release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))
+            release = released(task.probs_fn(target), defense.transform_output, release_generator)
+            victims = task.victims(budget, release)
+            if attack_entry.access == "whitebox":
+                access = WhiteBoxAccess(target, task.probs_fn(target))
+            else:
+                access = Oracle(release, attack_entry.access, budget.get("queries"),
+                                topk=int(budget.get("topk", 5)))
+            generator = seed_everything(derive_seed(seed, "attack"))
+            attack_started = time.perf_counter()
+            recon = attack.run(access, victims, prior, budget, generator)
+            timings["attack_seconds"] = time.perf_counter() - attack_started
+            task.check_reconstruction(recon, victims)
+            record["metrics"] = _metric_values(task.score(recon, victims, evaluator), task.metrics)
+            utility_generator = torch.Generator().manual_seed(derive_seed(seed, "utility"))
+            record["utility"] = _metric_values(
+                task.utility(target, lambda p: defense.transform_output(p, utility_generator)),
+                {"test_accuracy": True})
+            record["status"] = "ok"
+        except Exception as error:  # a method failure is a result, not a crash of the sweep
+            record["status"] = "failed"
+            record["error"] = f"{type(error).__name__}: {error}"
+            record["traceback"] = traceback.format_exc(limit=8)
+        finally:
+            if isinstance(access, WhiteBoxAccess):
+                access.close()
+
+    record["cost"] = {
+        "seconds": round(cost.seconds, 3),
+        "train_seconds": round(timings["train_seconds"], 3),
+        "attack_seconds": round(timings["attack_seconds"], 3),
+        "peak_rss_mb": cost.peak_mb,
+        "queries": getattr(access, "queries", 0),
+        "cache_hits": timings["cache_hits"],
+        "cache_misses": timings["cache_misses"],
+    }
+    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_record(path, record)
+    print(summary_line(label, record), flush=True)
+    if cfg.get("show_record", False):
+        print(json.dumps(record, indent=2, sort_keys=True, default=str), flush=True)
+    return record
+
+
+def summary_line(label: str, record: dict) -> str:
+    cost = record["cost"]
+    tail = (f"({cost['seconds']:.1f} s, {cost['peak_rss_mb']:.0f} MB, "
+            f"{cost['queries']} queries, pid {os.getpid()})")
+    if record["status"] != "ok":
+        return f"[failed] {label}: {record['error']} {tail}"
+    primary = record["metrics"].get(record["primary_metric"], {}).get("value")
+    utility = record["utility"].get("test_accuracy", {}).get("value")
+    shown = "n/a" if primary is None else f"{primary:.4g}"
+    return (f"[ok] {label}: {record['primary_metric']}={shown} "
+            f"utility={utility if utility is None else round(utility, 4)} {tail}")

@@ -1,0 +1,1 @@
+"""Defenses, one module each; a module registers its class with @register_defense."""

@@ -1,0 +1,1 @@
+"""The leaderboard reporter: results/ -> leaderboard/site/{index.html,leaderboard.csv,.json}."""

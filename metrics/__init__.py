@@ -1,0 +1,1 @@
+"""Metric functions shared by tasks; each module registers its metrics."""

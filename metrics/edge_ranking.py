@@ -1,0 +1,49 @@
+"""Edge-reconstruction metrics: ranking true edges above non-edges.
+
+Protocol (link stealing's, He et al. USENIX Security 2021): the positives are all true
+undirected edges among the attacked nodes; the negatives are an equal number of node pairs
+sampled uniformly among non-edges with a seeded generator; AUC is the area under the ROC curve
+of the attack's scores, AP the average precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from benchmark.registry import Citation, register_metric
+
+LINK_STEALING = Citation("Stealing Links from Graph Neural Networks", "He et al.",
+                         "USENIX Security", 2021, "https://arxiv.org/abs/2005.02131")
+
+
+def sample_non_edges(num_nodes: int, edges: np.ndarray, count: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct unordered pairs (i < j) that are not in ``edges`` ([E, 2], i < j)."""
+    existing = set(map(tuple, np.sort(edges, axis=1).tolist()))
+    chosen: set[tuple[int, int]] = set()
+    while len(chosen) < count:
+        pairs = rng.integers(0, num_nodes, size=(2 * (count - len(chosen)) + 16, 2))
+        for i, j in pairs.tolist():
+            if i == j:
+                continue
+            pair = (min(i, j), max(i, j))
+            if pair not in existing and pair not in chosen:
+                chosen.add(pair)
+                if len(chosen) == count:
+                    break
+    return np.array(sorted(chosen), dtype=np.int64).reshape(-1, 2)
+
+
+@register_metric("auc", modalities=("graph",), citation=LINK_STEALING)
+def edge_auc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
+    """ROC AUC = P(score of a random edge > score of a random non-edge), ties counting 1/2."""
+    labels = np.r_[np.ones(len(positive_scores)), np.zeros(len(negative_scores))]
+    return float(roc_auc_score(labels, np.r_[positive_scores, negative_scores]))
+
+
+@register_metric("ap", modalities=("graph",), citation=LINK_STEALING)
+def edge_average_precision(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
+    """Average precision: sum_n (R_n - R_{n-1}) P_n over score thresholds, edges positive."""
+    labels = np.r_[np.ones(len(positive_scores)), np.zeros(len(negative_scores))]
+    return float(average_precision_score(labels, np.r_[positive_scores, negative_scores]))

@@ -1,0 +1,50 @@
+"""Prompt-reconstruction metrics with the conventions of Morris et al. (ICLR 2024).
+
+- ``bleu``: mean over prompts of sentence-level sacreBLEU (0-100, default tokenizer 13a,
+  exponential smoothing), the reconstruction as hypothesis and the true prompt as reference.
+- ``token_f1``: mean over prompts of F1 between the SETS of whitespace word tokens (0-1).
+- ``exact_match``: fraction of prompts reconstructed exactly, after stripping whitespace (0-1).
+"""
+
+from __future__ import annotations
+
+from sacrebleu.metrics import BLEU
+
+from benchmark.registry import Citation, register_metric
+
+LM_INVERSION = Citation("Language Model Inversion", "Morris et al.", "ICLR", 2024,
+                        "https://arxiv.org/abs/2311.13647")
+
+_SENTENCE_BLEU = BLEU(effective_order=True)
+
+
+def bleu_signature() -> str:
+    """sacreBLEU's signature of the sentence-level settings, for the record."""
+    scorer = BLEU(effective_order=True)
+    scorer.corpus_score(["a"], [["a"]])  # the signature needs the reference count
+    return str(scorer.get_signature())
+
+
+@register_metric("bleu", modalities=("text",), citation=LM_INVERSION)
+def mean_sentence_bleu(predictions: list[str], references: list[str]) -> float:
+    scores = [_SENTENCE_BLEU.sentence_score(p, [r]).score for p, r in zip(predictions, references)]
+    return sum(scores) / len(scores)
+
+
+def _set_f1(prediction: str, reference: str) -> float:
+    predicted, true = set(prediction.split()), set(reference.split())
+    overlap = len(predicted & true)
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(predicted), overlap / len(true)
+    return 2 * precision * recall / (precision + recall)
+
+
+@register_metric("token_f1", modalities=("text",), citation=LM_INVERSION)
+def token_set_f1(predictions: list[str], references: list[str]) -> float:
+    return sum(map(_set_f1, predictions, references)) / len(predictions)
+
+
+@register_metric("exact_match", modalities=("text",), citation=LM_INVERSION)
+def exact_match(predictions: list[str], references: list[str]) -> float:
+    return sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / len(predictions)

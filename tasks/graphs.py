@@ -1,0 +1,319 @@
+"""Graph tasks: reconstructing the private edges of a GNN's training graph.
+
+The target is a 2-layer GCN (Kipf and Welling, ICLR 2017) trained transductively on the private
+graph. Black-box attackers see the released posterior of every node and the node features;
+white-box attackers also get the weights, never the edges. Edge scores are judged by
+``metrics/edge_ranking.py``: all true undirected edges of the attacked node set against an equal
+number of uniformly sampled non-edges (seeded), as in link stealing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch_geometric.nn import GCNConv
+
+from benchmark.errors import MissingDataError, ReconstructionError
+from benchmark.methods import Defense, Task
+from benchmark.registry import Citation, register_task
+from metrics.edge_ranking import edge_auc, edge_average_precision, sample_non_edges
+from tasks.training import accuracy, progress_bar
+
+PLANETOID = Citation("Revisiting Semi-Supervised Learning with Graph Embeddings", "Yang et al.",
+                     "ICML", 2016, "https://arxiv.org/abs/1603.08861")
+
+
+@dataclass
+class Graph:
+    x: torch.Tensor  # [N, F] node features
+    y: torch.Tensor  # [N] labels
+    edges: np.ndarray  # [E, 2] undirected edges, i < j, no duplicates or self-loops
+    train_mask: torch.Tensor
+    val_mask: torch.Tensor
+    test_mask: torch.Tensor
+    split: str
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.y)
+
+    @property
+    def edge_index(self) -> torch.Tensor:
+        both = np.concatenate([self.edges, self.edges[:, ::-1]])
+        return torch.from_numpy(np.ascontiguousarray(both.T)).long()
+
+
+@dataclass
+class GraphVictims:
+    """Reconstruct the edges among ``nodes``; their features and labels are attacker knowledge."""
+
+    nodes: torch.Tensor
+    features: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+
+
+class GCN(nn.Module):
+    def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.conv1 = GCNConv(in_features, hidden)
+        self.conv2 = GCNConv(hidden, num_classes)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(x, self.dropout, self.training)
+        x = F.relu(self.conv1(x, edge_index))
+        x = F.dropout(x, self.dropout, self.training)
+        return self.conv2(x, edge_index)
+
+
+def undirected_edges(edge_index: np.ndarray) -> np.ndarray:
+    """Unique undirected edges (i < j) of a directed edge list [2, E], self-loops dropped."""
+    pairs = np.sort(edge_index.T, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0)
+
+
+class GraphTask(Task):
+    modality = "graph"
+    primary_metric = "auc"
+    metrics = {"auc": True, "ap": True}
+
+    def load_graph(self) -> Graph:
+        raise TypeError(f"{type(self).__name__} must implement load_graph()")
+
+    def graph(self) -> Graph:
+        if not hasattr(self, "_graph"):
+            self._graph = self.load_graph()
+        return self._graph
+
+    def public_data(self) -> Graph:
+        # Link stealing's attacker knows node features; the target's edges are private.
+        graph = self.graph()
+        return Graph(graph.x, graph.y, np.zeros((0, 2), dtype=np.int64), graph.train_mask,
+                     graph.val_mask, graph.test_mask, graph.split)
+
+    def build_target(self) -> nn.Module:
+        graph, settings = self.graph(), self.cfg["target"]
+        return GCN(graph.x.shape[1], int(settings["hidden"]), int(graph.y.max()) + 1,
+                   float(settings["dropout"]))
+
+    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+        """Full-batch Adam; keeps the weights of the epoch with the best validation accuracy."""
+        graph, settings = self.graph(), self.cfg["target"]
+        edge_index = graph.edge_index
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["lr"]),
+                                     weight_decay=float(settings["weight_decay"]))
+        best_val, best_state = -1.0, None
+        with progress_bar(int(settings["epochs"]), f"target {self.cfg['name']}", progress) as bar:
+            for _ in range(int(settings["epochs"])):
+                model.train()
+                logits = model(graph.x, edge_index)
+                loss = defense.training_loss(logits[graph.train_mask], graph.y[graph.train_mask])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                model.eval()
+                with torch.no_grad():
+                    logits = model(graph.x, edge_index)
+                val = accuracy(logits[graph.val_mask], graph.y[graph.val_mask])
+                if val > best_val:
+                    best_val = val
+                    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+                bar.update()
+        model.load_state_dict(best_state)
+        model.eval()
+        with torch.no_grad():
+            logits = model(graph.x, edge_index)
+        return {"test_accuracy": accuracy(logits[graph.test_mask], graph.y[graph.test_mask]),
+                "val_accuracy": best_val, "architecture": "GCN", "split": graph.split,
+                "num_edges": len(graph.edges)}
+
+    def probs_fn(self, target: nn.Module):
+        graph = self.graph()
+        edge_index = graph.edge_index
+
+        def posteriors(nodes: torch.Tensor) -> torch.Tensor:
+            return F.softmax(target(graph.x, edge_index), dim=-1)[torch.as_tensor(nodes)]
+
+        return posteriors
+
+    def victims(self, budget: dict, release) -> GraphVictims:
+        graph = self.graph()
+        count = budget.get("nodes", "all")
+        if count == "all" or int(count) >= graph.num_nodes:
+            nodes = torch.arange(graph.num_nodes)
+        else:
+            rng = np.random.default_rng(self.seed)
+            nodes = torch.from_numpy(np.sort(rng.choice(graph.num_nodes, int(count), False)))
+        return GraphVictims(nodes, graph.x[nodes], graph.y[nodes], int(graph.y.max()) + 1)
+
+    def check_reconstruction(self, recon, victims: GraphVictims) -> None:
+        n = len(victims.nodes)
+        if not isinstance(recon, (torch.Tensor, np.ndarray)):
+            raise ReconstructionError(f"expected an edge-score matrix of shape ({n}, {n}), got "
+                                      f"{type(recon).__name__}")
+        if tuple(recon.shape) != (n, n):
+            raise ReconstructionError(f"expected an edge-score matrix of shape ({n}, {n}) over "
+                                      f"the attacked nodes, got {tuple(recon.shape)}")
+        if not np.isfinite(np.asarray(recon, dtype=np.float64)).all():
+            raise ReconstructionError("edge scores contain NaN or inf values")
+
+    def evaluation_pairs(self, victims: GraphVictims) -> tuple[np.ndarray, np.ndarray]:
+        """(true edges, sampled non-edges) among the attacked nodes, in local indices."""
+        graph = self.graph()
+        local = -np.ones(graph.num_nodes, dtype=np.int64)
+        local[victims.nodes.numpy()] = np.arange(len(victims.nodes))
+        edges = local[graph.edges]
+        edges = edges[(edges >= 0).all(axis=1)]
+        rng = np.random.default_rng([self.seed, 7])
+        return edges, sample_non_edges(len(victims.nodes), edges, len(edges), rng)
+
+    def score(self, recon, victims: GraphVictims, evaluator) -> dict:
+        scores = np.asarray(recon, dtype=np.float64)
+        positives, negatives = self.evaluation_pairs(victims)
+        pos = scores[positives[:, 0], positives[:, 1]]
+        neg = scores[negatives[:, 0], negatives[:, 1]]
+        return {"auc": edge_auc(pos, neg), "ap": edge_average_precision(pos, neg)}
+
+    @torch.no_grad()
+    def utility(self, target: nn.Module, transform) -> dict:
+        graph = self.graph()
+        probs = transform(self.probs_fn(target)(torch.nonzero(graph.test_mask).squeeze(1)))
+        return {"test_accuracy": accuracy(probs, graph.y[graph.test_mask])}
+
+
+@register_task("sbm-citation", modalities=("graph",), version="1.0",
+               citation=Citation("Stochastic blockmodels and community structure in networks "
+                                 "(degree-corrected SBM)", "Karrer and Newman",
+                                 "Physical Review E", 2011, "https://arxiv.org/abs/1008.3926"))
+class SBMCitation(GraphTask):
+    """A synthetic citation graph with Cora's shape, generated deterministically from the seed.
+
+    Degree-corrected stochastic block model: endpoint u is drawn with probability proportional
+    to a heavy-tailed propensity theta_u; with probability ``homophily`` its partner comes from
+    u's class (again proportional to theta), otherwise from another class. Each node has a
+    sparse binary bag of words: ``words_per_node`` ~ Poisson draws, each from its class's topic
+    with probability ``topic_strength`` and uniform over the vocabulary otherwise.
+    """
+
+    def load_graph(self) -> Graph:
+        cfg = self.cfg
+        rng = np.random.default_rng([self.seed, 2708])
+        sizes = np.array(cfg["class_sizes"])
+        labels = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+        n, num_classes = len(labels), len(sizes)
+        theta = 1.0 + rng.pareto(float(cfg["degree_tail"]), n)
+        members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+        in_class_p = [theta[m] / theta[m].sum() for m in members]
+        others = [np.flatnonzero(labels != c) for c in range(num_classes)]
+        out_class_p = [theta[o] / theta[o].sum() for o in others]
+        edges: set[tuple[int, int]] = set()
+        target_edges = int(cfg["num_edges"])
+        while len(edges) < target_edges:
+            for u in rng.choice(n, size=target_edges, p=theta / theta.sum()).tolist():
+                c = labels[u]
+                if rng.random() < float(cfg["homophily"]):
+                    v = int(rng.choice(members[c], p=in_class_p[c]))
+                else:
+                    v = int(rng.choice(others[c], p=out_class_p[c]))
+                if u != v:
+                    edges.add((min(u, v), max(u, v)))
+                if len(edges) == target_edges:
+                    break
+        features = np.zeros((n, int(cfg["num_features"])), dtype=np.float32)
+        topics = rng.permutation(features.shape[1])[:num_classes * int(cfg["topic_size"])]
+        topics = topics.reshape(num_classes, -1)
+        counts = 1 + rng.poisson(float(cfg["words_per_node"]) - 1, n)
+        for node in range(n):
+            from_topic = rng.random(counts[node]) < float(cfg["topic_strength"])
+            words = np.where(from_topic, rng.choice(topics[labels[node]], counts[node]),
+                             rng.integers(0, features.shape[1], counts[node]))
+            features[node, words] = 1.0
+        y = torch.from_numpy(labels).long()
+        return Graph(torch.from_numpy(features), y, np.array(sorted(edges), dtype=np.int64),
+                     *self._planetoid_like_split(y, rng), split="random (seeded)")
+
+    def _planetoid_like_split(self, y: torch.Tensor, rng: np.random.Generator):
+        """20 training nodes per class, then 500 validation and 1000 test nodes, as in Cora."""
+        n = len(y)
+        order = rng.permutation(n)
+        train = np.concatenate([order[y.numpy()[order] == c][:20] for c in range(int(y.max()) + 1)])
+        rest = np.setdiff1d(order, train, assume_unique=True)
+        rest = rest[rng.permutation(len(rest))]
+        masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+        for mask, index in zip(masks, (train, rest[:500], rest[500:1500])):
+            mask[torch.from_numpy(index)] = True
+        return masks
+
+
+PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+def online(host: str = "github.com", timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+class PlanetoidTask(GraphTask):
+    """A Planetoid citation graph read by torch-geometric from ``<data root>/planetoid/NAME/raw``.
+
+    The standard public split (20 labelled nodes per class, 500 validation, 1000 test).
+    torch-geometric writes its processed file next to ``raw/``; the raw files are copied to the
+    cache first so that a read-only data root works.
+    """
+
+    real_data = True
+    dataset_name = ""
+
+    def raw_dir(self) -> Path:
+        return self.data_root / "planetoid" / self.dataset_name / "raw"
+
+    def raw_files(self) -> list[Path]:
+        prefix = f"ind.{self.dataset_name.lower()}"
+        return [self.raw_dir() / f"{prefix}.{name}" for name in PLANETOID_FILES]
+
+    def missing_files(self) -> list[Path]:
+        missing = [path for path in self.raw_files() if not path.exists()]
+        if missing and not self.offline and online():
+            self._download()
+            missing = [path for path in self.raw_files() if not path.exists()]
+        return missing
+
+    def _download(self) -> None:
+        from torch_geometric.datasets import Planetoid
+
+        try:
+            Planetoid(str(self.data_root / "planetoid"), self.dataset_name)
+        except Exception as error:  # reported as missing files with the download's error
+            raise MissingDataError(
+                f"could not download {self.dataset_name} into {self.raw_dir()}: {error}. "
+                f"Copy the Planetoid raw files there by hand.") from error
+
+    def load_graph(self) -> Graph:
+        from torch_geometric.datasets import Planetoid
+
+        root = self.cache_dir / "planetoid"
+        raw_copy = root / self.dataset_name / "raw"
+        raw_copy.mkdir(parents=True, exist_ok=True)
+        for path in self.raw_files():
+            if not (raw_copy / path.name).exists():
+                shutil.copyfile(path, raw_copy / path.name)
+        data = Planetoid(str(root), self.dataset_name)[0]
+        return Graph(data.x, data.y, undirected_edges(data.edge_index.numpy()), data.train_mask,
+                     data.val_mask, data.test_mask, split="public (Planetoid)")
+
+
+@register_task("cora", modalities=("graph",), version="1.0", real_data=True, citation=PLANETOID)
+class Cora(PlanetoidTask):
+    dataset_name = "Cora"

@@ -1,0 +1,210 @@
+"""Image tasks: identity (class) reconstruction from image classifiers.
+
+Protocol (GMI, Zhang et al. CVPR 2020; KEDMI, Chen et al. ICCV 2021): the classes are split
+into a private half (the target and the evaluation model are trained on it, split into
+train/test per class) and a public half whose images, without labels, are all an attack prior
+may use. The attacker reconstructs representative images of private classes; an evaluation
+model of a different architecture, trained on the private train split and never shown to the
+attack, judges them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from benchmark.errors import ReconstructionError
+from benchmark.methods import Defense, Task
+from benchmark.registry import Citation, register_task
+from metrics.attack_accuracy import attack_accuracy
+from metrics.knn_distance import knn_feature_distance
+from tasks.training import accuracy, fit_classifier, predict_in_batches
+
+
+class SmallCNN(nn.Module):
+    """Target for the mini image tasks: two conv blocks and a two-layer head."""
+
+    def __init__(self, num_classes: int, channels: int = 1, size: int = 32, width: int = 32):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(2 * width * (size // 4) ** 2, 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(images * 2 - 1))
+
+
+class EvaluationCNN(nn.Module):
+    """Evaluation model: a different architecture (BN, three blocks, global pooling)."""
+
+    def __init__(self, num_classes: int, channels: int = 1, width: int = 24):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.BatchNorm2d(4 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images * 2 - 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+
+@dataclass
+class ImageVictims:
+    """The attacked identities: reconstruct ``per_class`` images of each class in ``classes``."""
+
+    classes: torch.Tensor  # [n] private class indices
+    per_class: int
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+
+@dataclass
+class PublicImages:
+    images: torch.Tensor  # [N, C, H, W] in [0, 1], no labels
+
+
+class ImageTask(Task):
+    """Shared logic of image tasks; subclasses implement ``load_images``."""
+
+    modality = "image"
+    primary_metric = "attack_acc@1"
+    metrics = {"attack_acc@1": True, "attack_acc@5": True, "knn_dist": False}
+
+    def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
+        """All images [N, C, H, W] in [0, 1] and their class (identity) labels."""
+        raise TypeError(f"{type(self).__name__} must implement load_images()")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self._splits()["train_x"].shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.cfg["private_classes"])
+
+    def _splits(self) -> dict:
+        if not hasattr(self, "_split_cache"):
+            images, labels = self.load_images()
+            private = list(self.cfg["private_classes"])
+            public = set(self.cfg["public_classes"])
+            rng = np.random.default_rng(self.seed)
+            train_idx, test_idx, train_y, test_y = [], [], [], []
+            for new_label, cls in enumerate(private):
+                members = rng.permutation(np.flatnonzero(labels == cls))
+                n_test = max(1, int(round(len(members) * float(self.cfg["test_fraction"]))))
+                test_idx += members[:n_test].tolist()
+                train_idx += members[n_test:].tolist()
+                test_y += [new_label] * n_test
+                train_y += [new_label] * (len(members) - n_test)
+            public_idx = np.flatnonzero(np.isin(labels, list(public)))
+            self._split_cache = {
+                "train_x": images[train_idx], "train_y": torch.tensor(train_y),
+                "test_x": images[test_idx], "test_y": torch.tensor(test_y),
+                "public_x": images[public_idx],
+            }
+        return self._split_cache
+
+    def public_data(self) -> PublicImages:
+        return PublicImages(self._splits()["public_x"])
+
+    def build_target(self) -> nn.Module:
+        return SmallCNN(self.num_classes, self.image_shape[0], self.image_shape[1],
+                        int(self.cfg["target"]["width"]))
+
+    def build_evaluator(self) -> nn.Module:
+        return EvaluationCNN(self.num_classes, self.image_shape[0],
+                             int(self.cfg["evaluator"]["width"]))
+
+    def _fit(self, model: nn.Module, settings: dict, loss_fn, desc: str, progress: bool) -> dict:
+        split = self._splits()
+        fit_classifier(model, split["train_x"], split["train_y"], epochs=int(settings["epochs"]),
+                       lr=float(settings["lr"]), batch_size=int(settings["batch_size"]),
+                       weight_decay=float(settings.get("weight_decay", 0.0)), loss_fn=loss_fn,
+                       desc=desc, progress=progress)
+        logits = predict_in_batches(model, split["test_x"])
+        return {"test_accuracy": accuracy(logits, split["test_y"]),
+                "architecture": type(model).__name__, "pretrained": False}
+
+    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+        return self._fit(model, self.cfg["target"], defense.training_loss,
+                         f"target {self.cfg['name']}", progress)
+
+    def train_evaluator(self, model: nn.Module, progress: bool) -> dict:
+        return self._fit(model, self.cfg["evaluator"], F.cross_entropy,
+                         f"evaluator {self.cfg['name']}", progress)
+
+    def probs_fn(self, target: nn.Module):
+        return lambda images: F.softmax(target(images), dim=-1)
+
+    def victims(self, budget: dict, release) -> ImageVictims:
+        rng = np.random.default_rng(self.seed)
+        count = min(int(budget["identities"]), self.num_classes)
+        classes = np.sort(rng.permutation(self.num_classes)[:count])
+        return ImageVictims(torch.tensor(classes), int(budget["samples_per_identity"]),
+                            self.image_shape, self.num_classes)
+
+    def check_reconstruction(self, recon, victims: ImageVictims) -> None:
+        expected = (len(victims.classes), victims.per_class, *victims.image_shape)
+        if not isinstance(recon, torch.Tensor):
+            raise ReconstructionError(f"expected a tensor of shape {expected}, got "
+                                      f"{type(recon).__name__}")
+        if tuple(recon.shape) != expected:
+            raise ReconstructionError(f"expected reconstructions of shape {expected} "
+                                      f"(identities, samples, C, H, W), got {tuple(recon.shape)}")
+        if not torch.isfinite(recon).all():
+            raise ReconstructionError("reconstructions contain NaN or inf values")
+
+    @torch.no_grad()
+    def score(self, recon: torch.Tensor, victims: ImageVictims, evaluator: nn.Module) -> dict:
+        evaluator.eval()
+        images = recon.detach().float().clamp(0, 1).flatten(0, 1)
+        labels = victims.classes.repeat_interleave(victims.per_class)
+        logits = predict_in_batches(evaluator, images)
+        split = self._splits()
+        return {
+            "attack_acc@1": attack_accuracy(logits, labels, 1),
+            "attack_acc@5": attack_accuracy(logits, labels, 5),
+            "knn_dist": knn_feature_distance(
+                predict_in_batches(evaluator.features, images), labels,
+                predict_in_batches(evaluator.features, split["train_x"]), split["train_y"]),
+        }
+
+    @torch.no_grad()
+    def utility(self, target: nn.Module, transform) -> dict:
+        split = self._splits()
+        probs = transform(predict_in_batches(self.probs_fn(target), split["test_x"]))
+        return {"test_accuracy": accuracy(probs, split["test_y"])}
+
+
+@register_task(
+    "digits", modalities=("image",), version="1.0",
+    citation=Citation("Optical Recognition of Handwritten Digits (scikit-learn load_digits)",
+                      "Alpaydin and Kaynak", "UCI ML Repository", 1998,
+                      "https://archive.ics.uci.edu/dataset/80"))
+class Digits(ImageTask):
+    """scikit-learn's bundled 8x8 digits, bilinearly upsampled to 32x32 (GMI's MNIST protocol:
+    classes 0-4 private, 5-9 public)."""
+
+    def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+        size = int(self.cfg["image_size"])
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+        return images.clamp(0, 1), digits.target

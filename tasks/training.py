@@ -1,0 +1,44 @@
+"""Training loops shared by the task families (minibatch classifiers)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, leave=False, disable=None if enabled else True,
+                mininterval=1.0, dynamic_ncols=True)
+
+
+def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
+                   epochs: int, lr: float, batch_size: int,
+                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   weight_decay: float = 0.0, desc: str = "train", progress: bool = True) -> None:
+    """Adam on shuffled minibatches (shuffle order from the global torch seed)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = (len(inputs) + batch_size - 1) // batch_size
+    model.train()
+    with progress_bar(epochs * steps_per_epoch, desc, progress) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(len(inputs))
+            for start in range(0, len(inputs), batch_size):
+                batch = order[start:start + batch_size]
+                loss = loss_fn(model(inputs[batch]), labels[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                bar.update()
+    model.eval()
+
+
+@torch.no_grad()
+def predict_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                       batch_size: int = 512) -> torch.Tensor:
+    return torch.cat([fn(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predictions.argmax(dim=1) == labels).float().mean().item()
