@@ -26,7 +26,6 @@ from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, Unkn
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
-DEFAULT_SITE = Path("leaderboard") / "site"
 
 
 class UsageError(InvbenchError):
@@ -149,7 +148,7 @@ def command_bench(overrides: list[str]) -> int:
           f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds "
           f"(incompatible cells are n/a)", flush=True)
     run_hydra(argv)
-    return command_report(["--results", str(cfg.paths.results)])
+    return command_report(["--results", str(cfg.paths.results), "--site", str(cfg.paths.site)])
 
 
 def command_list(_: list[str]) -> int:
@@ -178,7 +177,7 @@ def command_report(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="invbench report")
     parser.add_argument("--results", default=os.environ.get("INVBENCH_RESULTS", "results"))
-    parser.add_argument("--site", default=str(DEFAULT_SITE))
+    parser.add_argument("--site", default=os.environ.get("INVBENCH_SITE", "leaderboard/site"))
     args = parser.parse_args(argv)
     index = build_report(Path(args.results), Path(args.site))
     print(f"leaderboard: {index.resolve()}", flush=True)

@@ -1,0 +1,48 @@
+"""Shared fixtures. Tests never download: INVBENCH_OFFLINE is set for the whole session."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ["INVBENCH_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+
+# Overrides that shrink every training and budget to seconds; behaviour is unchanged.
+SMOKE = [
+    "suite=smoke",
+    "++task.target.epochs=2",
+    "++task.evaluator.epochs=2",
+    "++task.sizes.train=300",
+    "++task.sizes.test=30",
+    "++task.sizes.private=10",
+    "++task.sizes.public=60",
+    "++attack.prior.steps=3",
+    "progress=false",
+]
+
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (fresh clone)")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Fresh results/ and cache/ for one test, through the environment the CLI reads."""
+    monkeypatch.setenv("INVBENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("INVBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("INVBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("INVBENCH_SITE", str(tmp_path / "site"))
+    return tmp_path
+
+
+def compose(*overrides: str):
+    from benchmark.cli import compose_config
+
+    return compose_config(list(overrides))

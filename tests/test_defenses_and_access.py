@@ -1,0 +1,78 @@
+"""Defenses change what they claim to, and access levels release only what they allow."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.access import Oracle, WhiteBoxAccess, released
+from benchmark.errors import QueryBudgetExceeded
+from defenses.label_smoothing import LabelSmoothing
+from defenses.output_noise import OutputNoise
+
+
+def test_output_noise_releases_distributions_that_differ_from_the_truth():
+    probs = torch.softmax(torch.randn(64, 10, generator=torch.Generator().manual_seed(0)), -1)
+    defense = OutputNoise({"scale": 0.05})
+    noisy = defense.transform_output(probs, torch.Generator().manual_seed(1))
+    assert (noisy >= 0).all() and torch.allclose(noisy.sum(-1), torch.ones(64))
+    assert (noisy - probs).abs().mean() > 0.01
+    again = defense.transform_output(probs, torch.Generator().manual_seed(1))
+    assert torch.equal(noisy, again)
+
+
+def test_label_smoothing_loss_matches_the_smoothed_cross_entropy():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    labels = torch.tensor([0])
+    log_p = F.log_softmax(logits, -1)[0]
+    alpha = 0.3
+    expected = -((1 - alpha + alpha / 3) * log_p[0] + alpha / 3 * (log_p[1] + log_p[2]))
+    assert LabelSmoothing({"alpha": alpha}).training_loss(logits, labels) == pytest.approx(
+        expected.item())
+    assert LabelSmoothing({"alpha": 0.0}).training_loss(logits, labels) == pytest.approx(
+        F.cross_entropy(logits, labels).item())
+
+
+def _model():
+    return torch.nn.Linear(4, 3)
+
+
+def test_scores_oracle_counts_queries_exactly_and_enforces_the_budget():
+    model = _model()
+    oracle = Oracle(released(lambda x: torch.softmax(model(x), -1), lambda p, g: p,
+                             torch.Generator()), "scores", budget=10)
+    out = oracle(torch.randn(4, 4))
+    assert oracle.queries == 4 and out.shape == (4, 3) and not out.requires_grad
+    oracle(torch.randn(6, 4))
+    assert oracle.queries == 10
+    with pytest.raises(QueryBudgetExceeded, match="query budget is 10"):
+        oracle(torch.randn(1, 4))
+    assert oracle.queries == 10
+
+
+def test_black_box_oracle_exposes_no_module_and_no_gradient():
+    model = _model()
+    oracle = Oracle(released(lambda x: torch.softmax(model(x), -1), lambda p, g: p,
+                             torch.Generator()), "scores", budget=None)
+    assert not any(isinstance(getattr(oracle, name, None), torch.nn.Module)
+                   for name in dir(oracle))
+    with pytest.raises(AttributeError):
+        oracle.model  # noqa: B018
+    x = torch.randn(2, 4, requires_grad=True)
+    with pytest.raises(RuntimeError):
+        oracle(x).sum().backward()
+
+
+def test_topk_and_label_access_release_only_what_they_allow():
+    probs = torch.tensor([[0.1, 0.5, 0.15, 0.25]])
+    for access, expected in (("topk", [[0.0, 0.5, 0.0, 0.25]]), ("label", [[0.0, 1.0, 0.0, 0.0]])):
+        oracle = Oracle(lambda x: probs, access, budget=None, topk=2)
+        assert torch.equal(oracle(torch.zeros(1, 4)), torch.tensor(expected))
+
+
+def test_white_box_access_counts_forward_passes():
+    model = _model()
+    access = WhiteBoxAccess(model, lambda x: torch.softmax(model(x), -1))
+    access.model(torch.randn(5, 4))
+    access.probabilities(torch.randn(3, 4))
+    assert access.queries == 8
+    assert not any(p.requires_grad for p in model.parameters())

@@ -1,0 +1,43 @@
+"""Registry: duplicate names, unknown names with the closest match, compatibility."""
+
+import pytest
+
+from benchmark.registry import ATTACKS, DEFENSES, TASKS, Registry, UnknownNameError, \
+    incompatibility, load_all
+
+load_all()
+
+
+def test_duplicate_name_is_an_error():
+    registry = Registry("attack")
+    registry.register("x")(type("A", (), {}))
+    with pytest.raises(ValueError, match="duplicate attack name 'x'"):
+        registry.register("x")(type("B", (), {}))
+
+
+def test_unknown_name_lists_known_names_and_closest_match():
+    with pytest.raises(UnknownNameError) as error:
+        ATTACKS.get("gmj")
+    message = str(error.value)
+    assert "Did you mean 'gmi'?" in message
+    assert "link-steal-0" in message and "prompt-search" in message
+
+
+def test_every_registered_method_declares_its_contract():
+    for entry in ATTACKS.entries():
+        assert entry.access in ("whitebox", "scores", "topk", "label") and entry.citation
+    for entry in DEFENSES.entries():
+        assert entry.defense_kind in ("none", "train", "output")
+    for entry in TASKS.entries():
+        assert len(entry.modalities) == 1
+
+
+def test_compatibility_rules():
+    digits, records = TASKS.get("digits"), TASKS.get("records")
+    gmi, search = ATTACKS.get("gmi"), ATTACKS.get("prompt-search")
+    noise, smoothing = DEFENSES.get("output-noise"), DEFENSES.get("label-smoothing")
+    assert incompatibility(digits, gmi, DEFENSES.get("none")) is None
+    assert "white-box" in incompatibility(digits, gmi, noise)
+    assert "does not apply to image" in incompatibility(digits, search, noise)
+    assert "label-smoothing" in incompatibility(records, search, smoothing)
+    assert incompatibility(records, search, noise) is None

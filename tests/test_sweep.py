@@ -1,0 +1,166 @@
+"""End to end: the smoke sweep, resume, trainings per target, failures, a killed sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.cache import ArtifactCache
+from benchmark.cli import main, run_hydra
+from benchmark.methods import Attack
+from benchmark.registry import ATTACKS, register_attack
+from leaderboard.report import build_report
+from tests.conftest import PROJECT, SMOKE
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_CELLS = {
+    "digits/gmi__none__s0.json", "digits/gmi__label-smoothing__s0.json",
+    "sbm-citation/link-steal-0__none__s0.json",
+    "sbm-citation/link-steal-0__output-noise__s0.json",
+    "sbm-citation/link-steal-0__label-smoothing__s0.json",
+    "records/prompt-search__none__s0.json", "records/prompt-search__output-noise__s0.json",
+}
+COMPARED = ["suite", "task", "attack", "defense", "attack_acc@1", "attack_acc@5", "knn_dist",
+            "auc", "ap", "bleu", "token_f1", "exact_match", "utility_test_accuracy", "queries",
+            "n_seeds", "n_failed"]
+
+
+def _records(results: Path) -> dict[str, dict]:
+    root = results / "smoke"
+    return {p.relative_to(root).as_posix(): json.loads(p.read_text())
+            for p in root.rglob("*.json")}
+
+
+def test_smoke_sweep_resume_and_one_training_per_target(workdir, capsys):
+    assert main(["bench", *SMOKE]) == 0
+    records = _records(workdir / "results")
+    assert set(records) == EXPECTED_CELLS  # incompatible cells are n/a: no record
+    assert all(r["status"] == "ok" for r in records.values()), [
+        r["error"] for r in records.values()]
+    record = records["digits/gmi__none__s0.json"]
+    for field in ("schema_version", "config_hash", "git", "environment", "versions", "budget",
+                  "cost", "metrics", "utility", "provenance"):
+        assert record[field] is not None, field
+    assert record["metrics"]["attack_acc@1"]["higher_is_better"] is True
+    assert record["metrics"]["knn_dist"]["higher_is_better"] is False
+    assert 0 < record["provenance"]["evaluator"]["test_accuracy"] <= 1
+    assert record["cost"]["queries"] > 0 and record["cost"]["peak_rss_mb"] > 0
+
+    trainings = ArtifactCache(workdir / "cache").trainings()
+    kinds = [t["kind"] for t in trainings]
+    # digits: none + label-smoothing; sbm-citation: the same two; records: none, reused by
+    # output-noise (an output defense does not change the weights). Never once per attack.
+    assert kinds.count("target") == 5 and kinds.count("evaluator") == 1
+    assert kinds.count("prior") == 1
+
+    site = workdir / "site"
+    html = (site / "index.html").read_text()
+    assert "n/a" in html and "https://arxiv.org/abs/1911.07135" in html
+    table = pd.read_csv(site / "leaderboard.csv")
+    assert len(table) == len(EXPECTED_CELLS)
+    assert json.loads((site / "leaderboard.json").read_text())["records"] == len(EXPECTED_CELLS)
+
+    capsys.readouterr()
+    assert main(["bench", *SMOKE]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[cached]") == len(EXPECTED_CELLS)
+    assert len(ArtifactCache(workdir / "cache").trainings()) == len(trainings)
+    assert _records(workdir / "results") == records
+
+
+def _metrics_of_one_cell(workdir: Path, name: str) -> dict:
+    os.environ["INVBENCH_RESULTS"] = str(workdir / name / "results")
+    os.environ["INVBENCH_CACHE"] = str(workdir / name / "cache")
+    assert main(["run", "task=digits", "attack=gmi", "defense=none", *SMOKE]) == 0
+    record = json.loads((workdir / name / "results/smoke/digits/gmi__none__s0.json").read_text())
+    return {"metrics": record["metrics"], "utility": record["utility"]}
+
+
+def test_the_same_cell_twice_gives_identical_metrics(workdir):
+    # Two fresh caches: the target, evaluator, GAN prior and attack are all recomputed.
+    assert _metrics_of_one_cell(workdir, "a") == _metrics_of_one_cell(workdir, "b")
+
+
+class _Raises(Attack):
+    def run(self, access, victims, prior, budget, generator):
+        raise RuntimeError("boom <script>alert(1)</script>")
+
+
+class _WrongShape(Attack):
+    def run(self, access, victims, prior, budget, generator):
+        return torch.zeros(len(victims.classes), 1, 8, 8)
+
+
+class _NaN(Attack):
+    def run(self, access, victims, prior, budget, generator):
+        shape = (len(victims.classes), victims.per_class, *victims.image_shape)
+        return torch.full(shape, float("nan"))
+
+
+@pytest.fixture
+def faulty_attacks():
+    names = {"test-raises": _Raises, "test-wrong-shape": _WrongShape, "test-nan": _NaN}
+    for name, cls in names.items():
+        register_attack(name, modalities=("image",), access="whitebox")(cls)
+    yield list(names)
+    for name in names:
+        ATTACKS._entries.pop(name)
+
+
+def test_failing_methods_give_failed_records_and_the_sweep_goes_on(workdir, faulty_attacks):
+    run_hydra(["--multirun", "task=digits", "attack=gmi", "defense=none",
+               f"attack.name={','.join(faulty_attacks)},gmi", *SMOKE])
+    records = _records(workdir / "results")
+    errors = {k.split("/")[1].split("__")[0]: r["error"] for k, r in records.items()}
+    assert errors["test-raises"].startswith("RuntimeError: boom")
+    assert "ReconstructionError: expected reconstructions of shape (3, 2, 1, 32, 32)" in \
+        errors["test-wrong-shape"]
+    assert "NaN" in errors["test-nan"]
+    assert errors["gmi"] is None and records["digits/gmi__none__s0.json"]["status"] == "ok"
+    html = build_report(workdir / "results", workdir / "site").read_text()
+    assert html.count('class="failed"') >= 3
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+
+
+def _bench_process(workdir: Path, name: str) -> subprocess.Popen:
+    env = dict(os.environ, INVBENCH_RESULTS=str(workdir / name / "results"),
+               INVBENCH_CACHE=str(workdir / name / "cache"),
+               INVBENCH_SITE=str(workdir / name / "site"), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", "bench", *SMOKE],
+                            cwd=PROJECT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_a_killed_sweep_resumes_to_the_uninterrupted_leaderboard(workdir):
+    uninterrupted = _bench_process(workdir, "full")
+    assert uninterrupted.wait(timeout=900) == 0, uninterrupted.stdout.read()
+
+    killed = _bench_process(workdir, "killed")
+    results = workdir / "killed" / "results"
+    deadline = time.time() + 600
+    while len(list(results.rglob("*.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    done_before = len(list(results.rglob("*.json")))
+    assert 2 <= done_before < len(EXPECTED_CELLS)
+
+    resumed = _bench_process(workdir, "killed")
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out
+    assert out.count("[cached]") == done_before
+    assert out.count("[ok]") == len(EXPECTED_CELLS) - done_before
+
+    full = pd.read_csv(workdir / "full/site/leaderboard.csv")[COMPARED]
+    again = pd.read_csv(workdir / "killed/site/leaderboard.csv")[COMPARED]
+    pd.testing.assert_frame_equal(full, again)
