@@ -94,5 +94,5 @@ def train_wgan_gp(prior: GANPrior, images: torch.Tensor, *, steps: int, batch_si
             opt_g.step()
             bar.update()
     prior.eval()
-    return {"critic_loss": float(critic_loss), "generator_loss": float(generator_loss),
+    return {"critic_loss": critic_loss.item(), "generator_loss": generator_loss.item(),
             "public_images": len(images)}

@@ -139,7 +139,13 @@ def run_cell(cfg: DictConfig) -> dict | None:
     timings = {"train_seconds": 0.0, "attack_seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
 
     def cached(kind: str, key: dict, build, train) -> tuple[torch.nn.Module, dict]:
-        module, meta, hit = cache.get_or_train(kind, key, build, train)
+        def seeded_build() -> torch.nn.Module:
+            # A module's random initialisation must not depend on what ran before it in this
+            # process (an earlier cell, a resumed sweep), so seed right before building it.
+            seed_everything(derive_seed(seed, kind, "init"))
+            return build()
+
+        module, meta, hit = cache.get_or_train(kind, key, seeded_build, train)
         timings["cache_hits" if hit else "cache_misses"] += 1
         if not hit:
             timings["train_seconds"] += meta.get("train_seconds", 0.0)
@@ -174,8 +180,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
                     k: v for k, v in evaluator_meta.items() if k != "config"}
 
             prior = None
-            untrained_prior = attack.build_prior(task)
-            if untrained_prior is not None:
+            if attack.build_prior(task) is not None:
                 def train_prior(model: torch.nn.Module) -> dict:
                     seed_everything(derive_seed(seed, "prior", attack_entry.name))
                     return attack.train_prior(model, task.public_data(), progress)
@@ -186,7 +191,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
                     "prior", {**task_key, "attack": attack_entry.name,
                               "prior": plain(cfg.attack).get("prior"),
                               "attack_version": attack_entry.version},
-                    lambda: untrained_prior, train_prior)
+                    lambda: attack.build_prior(task), train_prior)
                 record["provenance"]["prior"] = {k: v for k, v in prior_meta.items()
                                                  if k != "config"}
 

@@ -181,7 +181,7 @@ class Records(Task):
                     bar.update()
         model.eval()
         return {"test_accuracy": self.next_token_accuracy(model, lambda p: p),
-                "final_loss": float(loss), "architecture": "GPT2LMHeadModel",
+                "final_loss": loss.item(), "architecture": "GPT2LMHeadModel",
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "vocab_size": self.tokenizer().get_vocab_size(),
                 "tokenizer": self.cfg.get("tokenizer_path") or "byte-level BPE (trained)"}
