@@ -54,12 +54,31 @@ class Critic(nn.Module):
 
 
 class GANPrior(nn.Module):
+    version = "1"  # part of the cache key: bump when the architecture or training changes
+
     def __init__(self, image_shape: tuple[int, int, int], z_dim: int, width: int):
         super().__init__()
         channels, size, _ = image_shape
         self.generator = Generator(z_dim, channels, size, width)
         self.discriminator = Critic(channels, size, width)
         self.z_dim = z_dim
+
+
+class UsesGANPrior:
+    """Mixin for attacks that draw on the shared public GAN prior (the YAML's ``prior`` block)."""
+
+    cfg: dict
+
+    def build_prior(self, task) -> GANPrior:
+        settings = self.cfg["prior"]
+        return GANPrior(task.image_shape, int(settings["z_dim"]), int(settings["width"]))
+
+    def train_prior(self, prior: GANPrior, public, progress: bool) -> dict:
+        settings = self.cfg["prior"]
+        return train_wgan_gp(prior, public.images, steps=int(settings["steps"]),
+                             batch_size=int(settings["batch_size"]),
+                             n_critic=int(settings["n_critic"]), lr=float(settings["lr"]),
+                             gp_weight=float(settings["gp_weight"]), progress=progress)
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks.gan_prior import GANPrior, train_wgan_gp
+from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 from tasks.training import progress_bar
@@ -29,18 +29,7 @@ from tasks.training import progress_bar
     citation=Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
                       "Neural Networks", "Zhang et al.", "CVPR", 2020,
                       "https://arxiv.org/abs/1911.07135"))
-class GMI(Attack):
-    def build_prior(self, task) -> GANPrior:
-        prior = self.cfg["prior"]
-        return GANPrior(task.image_shape, int(prior["z_dim"]), int(prior["width"]))
-
-    def train_prior(self, prior: GANPrior, public, progress: bool) -> dict:
-        settings = self.cfg["prior"]
-        return train_wgan_gp(prior, public.images, steps=int(settings["steps"]),
-                             batch_size=int(settings["batch_size"]),
-                             n_critic=int(settings["n_critic"]), lr=float(settings["lr"]),
-                             gp_weight=float(settings["gp_weight"]), progress=progress)
-
+class GMI(UsesGANPrior, Attack):
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         generator_net, critic = prior.generator.eval(), prior.discriminator.eval()
         for parameter in prior.parameters():

@@ -180,17 +180,19 @@ def run_cell(cfg: DictConfig) -> dict | None:
                     k: v for k, v in evaluator_meta.items() if k != "config"}
 
             prior = None
-            if attack.build_prior(task) is not None:
+            untrained_prior = attack.build_prior(task)
+            if untrained_prior is not None:
                 def train_prior(model: torch.nn.Module) -> dict:
-                    seed_everything(derive_seed(seed, "prior", attack_entry.name))
+                    seed_everything(derive_seed(seed, "prior"))
                     return attack.train_prior(model, task.public_data(), progress)
 
-                # Keyed by the prior's own settings: changing an attack-time knob (lr, lambda)
-                # reuses the trained prior.
+                # Keyed by the prior's class and settings, not by the attack: attacks with the
+                # same prior block share one trained prior, and attack-time knobs reuse it.
+                prior_class = type(untrained_prior)
                 prior, prior_meta = cached(
-                    "prior", {**task_key, "attack": attack_entry.name,
-                              "prior": plain(cfg.attack).get("prior"),
-                              "attack_version": attack_entry.version},
+                    "prior", {**task_key, "prior": plain(cfg.attack).get("prior"),
+                              "class": f"{prior_class.__module__}.{prior_class.__qualname__}",
+                              "version": getattr(prior_class, "version", "1")},
                     lambda: attack.build_prior(task), train_prior)
                 record["provenance"]["prior"] = {k: v for k, v in prior_meta.items()
                                                  if k != "config"}
