@@ -39,7 +39,7 @@ class GMI(UsesGANPrior, Attack):
         optimizer = torch.optim.SGD([z], lr=float(self.cfg["lr"]),
                                     momentum=float(self.cfg["momentum"]), nesterov=True)
         lam, clip = float(self.cfg["lambda_id"]), float(self.cfg["clip"])
-        with progress_bar(int(budget["steps"]), "gmi", self.cfg.get("progress", True)) as bar:
+        with progress_bar(int(budget["steps"]), "gmi", self.progress) as bar:
             for _ in range(int(budget["steps"])):
                 images = generator_net(z)
                 prior_loss = -critic(images)

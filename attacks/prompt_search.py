@@ -45,7 +45,7 @@ class PromptSearch(Attack):
         pool = [ids[:length] for ids in public[:int(self.cfg["init_pool"])]]
         per_prompt = (oracle.remaining() or 0) // len(victims.observed)
         answers = []
-        with progress_bar(len(victims.observed), "prompt-search", True) as bar:
+        with progress_bar(len(victims.observed), "prompt-search", self.progress) as bar:
             for observed in victims.observed:
                 leaked = observed.topk(int(self.cfg["observed_topk"])).indices.tolist()
                 candidates = list(dict.fromkeys(public_vocab + leaked))

@@ -13,7 +13,9 @@ hydra.launcher.n_jobs=2`` runs cells in parallel.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import warnings
 import sys
 from pathlib import Path
 
@@ -194,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Deprecation chatter from dependencies' imports hides the one line per cell users read.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
     load_all()
     try:
         return COMMANDS[argv[0]](argv[1:])

@@ -54,7 +54,9 @@ class Defense:
 
 
 class Attack:
-    """Base attack. ``prior_module`` / ``train_prior`` are optional (attacks with no prior)."""
+    """Base attack. ``build_prior`` / ``train_prior`` are optional (attacks with no prior)."""
+
+    progress = True  # the runner sets it from the config: show a progress bar in ``run``
 
     def __init__(self, cfg: Any = None):
         self.cfg = plain(cfg)

@@ -156,6 +156,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
         try:
             defense = defense_entry.obj(cfg.defense)
             attack = attack_entry.obj(cfg.attack)
+            attack.progress = progress
             task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed}
 
             def train_target(model: torch.nn.Module) -> dict:
