@@ -151,7 +151,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
             timings["train_seconds"] += meta.get("train_seconds", 0.0)
         return module, meta
 
-    access = None
+    access, queries = None, 0
     with PeakMemory() as cost:
         try:
             defense = defense_entry.obj(cfg.defense)
@@ -211,6 +211,9 @@ def run_cell(cfg: DictConfig) -> dict | None:
             attack_started = time.perf_counter()
             recon = attack.run(access, victims, prior, budget, generator)
             timings["attack_seconds"] = time.perf_counter() - attack_started
+            queries = access.queries  # scoring and utility below are not the attacker's
+            if isinstance(access, WhiteBoxAccess):
+                access.close()
             task.check_reconstruction(recon, victims)
             record["metrics"] = _metric_values(task.score(recon, victims, evaluator), task.metrics)
             utility_generator = torch.Generator().manual_seed(derive_seed(seed, "utility"))
@@ -222,6 +225,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
             record["status"] = "failed"
             record["error"] = f"{type(error).__name__}: {error}"
             record["traceback"] = traceback.format_exc(limit=8)
+            if access is not None and not queries:
+                queries = access.queries  # what the attack spent before it failed
         finally:
             if isinstance(access, WhiteBoxAccess):
                 access.close()
@@ -231,7 +236,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
         "train_seconds": round(timings["train_seconds"], 3),
         "attack_seconds": round(timings["attack_seconds"], 3),
         "peak_rss_mb": cost.peak_mb,
-        "queries": getattr(access, "queries", 0),
+        "queries": queries,
         "cache_hits": timings["cache_hits"],
         "cache_misses": timings["cache_misses"],
     }

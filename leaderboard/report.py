@@ -81,7 +81,8 @@ def not_applicable_reason(task: str, attack: str, defense: str) -> str:
     return reason or "not run in this sweep"
 
 
-def task_sections(cells: pd.DataFrame, records: list[dict]) -> list[dict]:
+def task_sections(cells: pd.DataFrame, records: list[dict],
+                  directions: dict[str, bool]) -> list[dict]:
     citations = {}
     for record in records:
         for kind, citation in (record.get("citations") or {}).items():
@@ -121,6 +122,8 @@ def task_sections(cells: pd.DataFrame, records: list[dict]) -> list[dict]:
         sections.append({
             "suite": suite, "task": task, "modality": group.modality.iloc[0], "primary": primary,
             "attacks": attacks, "matrix": matrix,
+            "metrics": [m for m in sorted(directions) if not m.startswith("utility_")
+                        and m in group and group[m].notna().any()],
             "defenses": [{"name": d, "kind": group[group.defense == d].defense_kind.iloc[0],
                           "url": (citations.get(("defense", d)) or {}).get("url"),
                           "utility": _finite(utility.get(d))} for d in defenses],
@@ -143,7 +146,7 @@ def build_report(results: Path, site: Path) -> Path:
         for column in value_columns:
             frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
         cells = aggregate(frame, value_columns)
-        sections = task_sections(cells, records)
+        sections = task_sections(cells, records, directions)
     cells.to_csv(site / "leaderboard.csv", index=False, float_format="%.6g")
     payload = {
         "schema_version": 1,
@@ -156,8 +159,7 @@ def build_report(results: Path, site: Path) -> Path:
     environment = Environment(loader=FileSystemLoader(TEMPLATES),
                               autoescape=select_autoescape(["html", "j2"]))
     html = environment.get_template("index.html.j2").render(
-        sections=sections, records=len(records), directions=directions,
-        metric_columns=[c for c in sorted(directions)], failed=int((frame.status != "ok").sum())
+        sections=sections, records=len(records), directions=directions, failed=int((frame.status != "ok").sum())
         if not frame.empty else 0)
     index = site / "index.html"
     atomic_write_text(index, html)
