@@ -98,8 +98,9 @@ class Task:
         self.offline = offline
 
     # Data --------------------------------------------------------------------------------
-    def missing_files(self) -> list[Path]:
-        """Files a real-data task needs and cannot find; empty when all are present."""
+    def data_problems(self) -> list[str]:
+        """What is wrong with a real-data task's files, one line each (a missing file, a file
+        whose sha256 differs from the published one); empty when the data is usable."""
         return []
 
     def version(self) -> str:

@@ -42,11 +42,11 @@ def is_offline(cfg: DictConfig) -> bool:
     return str(cfg.paths.get("offline", "false")).lower() in ("1", "true", "yes")
 
 
-def missing_data_message(task_name: str, data_root: Path, missing: list[Path]) -> str:
-    listing = "\n".join(f"  {path}" for path in missing)
+def missing_data_message(task_name: str, data_root: Path, problems: list[str]) -> str:
+    listing = "\n".join(f"  {problem}" for problem in problems)
     return (
-        f"task '{task_name}' needs real data that is not under the data root {data_root}.\n"
-        f"Missing files:\n{listing}\n"
+        f"task '{task_name}' needs real data that is not usable under the data root "
+        f"{data_root}.\n{listing}\n"
         f"Put them there (the layout of ../shared/data, see its README), or point the data root "
         f"at a folder that has them: INVBENCH_DATA=/path/to/data or paths.data=/path/to/data."
     )
@@ -54,12 +54,13 @@ def missing_data_message(task_name: str, data_root: Path, missing: list[Path]) -
 
 def build_task(cfg: DictConfig):
     """Instantiate the configured task, raising MissingDataError when its files are absent."""
+    load_all()
     entry = TASKS.get(cfg.task.name)
     paths = resolve_paths(cfg)
     task = entry.obj(cfg.task, paths["data"], paths["cache"], int(cfg.seed), is_offline(cfg))
-    missing = task.missing_files()
-    if missing:
-        raise MissingDataError(missing_data_message(cfg.task.name, paths["data"], missing))
+    problems = task.data_problems()
+    if problems:
+        raise MissingDataError(missing_data_message(cfg.task.name, paths["data"], problems))
     return task
 
 

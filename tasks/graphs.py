@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 
+from benchmark.cache import file_sha256
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
@@ -280,6 +281,7 @@ class SBMCitation(GraphTask):
 
 
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+PLANETOID_SOURCE = "https://github.com/kimiyoung/planetoid/tree/master/data"
 
 
 def online(host: str = "github.com", timeout: float = 3.0) -> bool:
@@ -300,6 +302,7 @@ class PlanetoidTask(GraphTask):
 
     real_data = True
     dataset_name = ""
+    raw_sha256: dict[str, str] = {}  # file name -> sha256 of the published raw file
 
     def raw_dir(self) -> Path:
         return self.data_root / "planetoid" / self.dataset_name / "raw"
@@ -308,12 +311,17 @@ class PlanetoidTask(GraphTask):
         prefix = f"ind.{self.dataset_name.lower()}"
         return [self.raw_dir() / f"{prefix}.{name}" for name in PLANETOID_FILES]
 
-    def missing_files(self) -> list[Path]:
-        missing = [path for path in self.raw_files() if not path.exists()]
-        if missing and not self.offline and online():
+    def data_problems(self) -> list[str]:
+        if any(not path.exists() for path in self.raw_files()) and not self.offline and online():
             self._download()
-            missing = [path for path in self.raw_files() if not path.exists()]
-        return missing
+        problems = []
+        for path in self.raw_files():
+            if not path.exists():
+                problems.append(f"missing: {path}")
+            elif file_sha256(path) != self.raw_sha256[path.name]:
+                problems.append(f"sha256 mismatch: {path} (expected {self.raw_sha256[path.name]}"
+                                f", the file of {PLANETOID_SOURCE}); replace it")
+        return problems
 
     def _download(self) -> None:
         from torch_geometric.datasets import Planetoid
@@ -342,3 +350,13 @@ class PlanetoidTask(GraphTask):
 @register_task("cora", modalities=("graph",), version="1.0", real_data=True, citation=PLANETOID)
 class Cora(PlanetoidTask):
     dataset_name = "Cora"
+    raw_sha256 = {
+        "ind.cora.x": "23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab",
+        "ind.cora.tx": "b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a",
+        "ind.cora.allx": "9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543",
+        "ind.cora.y": "94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1",
+        "ind.cora.ty": "41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad",
+        "ind.cora.ally": "2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71",
+        "ind.cora.graph": "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
+        "ind.cora.test.index": "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875",
+    }

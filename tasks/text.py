@@ -76,12 +76,12 @@ class Records(Task):
     metrics = {"bleu": True, "token_f1": True, "exact_match": True}
 
     # Data --------------------------------------------------------------------------------
-    def missing_files(self) -> list[Path]:
+    def data_problems(self) -> list[str]:
         path = self.cfg.get("tokenizer_path")
         if not path:
             return []
-        return [Path(path) / name for name in GPT2_TOKENIZER_FILES if not (Path(path) / name)
-                .exists()]
+        return [f"missing: {Path(path) / name} (GPT-2 tokenizer file)"
+                for name in GPT2_TOKENIZER_FILES if not (Path(path) / name).exists()]
 
     def splits(self) -> dict[str, list[str]]:
         if not hasattr(self, "_splits"):
@@ -104,8 +104,8 @@ class Records(Task):
         if path:
             from transformers import GPT2TokenizerFast
 
-            if self.missing_files():
-                raise MissingDataError(f"GPT-2 tokenizer files missing: {self.missing_files()}")
+            if self.data_problems():
+                raise MissingDataError("; ".join(self.data_problems()))
             return GPT2TokenizerFast.from_pretrained(str(path)).backend_tokenizer
         # BPE training is cached as JSON so that a cached target always meets its own vocabulary.
         key = hashlib.sha256(json.dumps([self.seed, self.cfg["sizes"]["train"],

@@ -63,6 +63,20 @@ def test_cora_without_data_names_the_missing_files(workdir):
 
 
 @needs_shared_data
+def test_a_corrupted_cora_file_is_refused_with_its_expected_hash(workdir):
+    import shutil
+
+    raw = workdir / "data/planetoid/Cora/raw"
+    shutil.copytree(SHARED_DATA / "planetoid/Cora/raw", raw)
+    (raw / "ind.cora.graph").chmod(0o644)
+    (raw / "ind.cora.graph").write_bytes(b"not a pickle")
+    with pytest.raises(MissingDataError) as error:
+        _task("task=cora")
+    assert "sha256 mismatch" in str(error.value) and "ind.cora.graph" in str(error.value)
+    assert "58f13302f39dde88" in str(error.value)
+
+
+@needs_shared_data
 def test_cora_reads_the_real_planetoid_files(workdir):
     graph = _task("task=cora", f"paths.data={SHARED_DATA}").graph()
     assert graph.x.shape == (2708, 1433) and len(graph.edges) == 5278
