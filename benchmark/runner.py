@@ -116,7 +116,9 @@ def run_cell(cfg: DictConfig) -> dict | None:
     existing = read_record(path) if path.exists() else None
     if (existing and existing.get("status") == "ok" and existing.get("config_hash") == cell_hash
             and not cfg.get("rerun", False)):
-        print(f"[cached] {label}: {path}", flush=True)
+        print(f"[cached] {label}: {path} (rerun=true runs it again)", flush=True)
+        if cfg.get("show_record", False):
+            print(json.dumps(existing, indent=2, sort_keys=True, default=str), flush=True)
         return existing
 
     task = build_task(cfg)

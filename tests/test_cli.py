@@ -61,6 +61,10 @@ def test_run_prints_the_record(workdir, capsys):
     assert record["status"] == "ok" and record["defense"] == "output-noise"
     assert record["cost"]["queries"] == 300
     assert 0.0 <= record["metrics"]["auc"]["value"] <= 1.0
+    assert main(["run", "task=sbm-citation", "attack=link-steal-0", "defense=output-noise",
+                 *SMOKE]) == 0
+    out = capsys.readouterr().out
+    assert "[cached]" in out and json.loads(out[out.index("{"):]) == record
 
 
 def test_link_stealing_on_sbm_citation_beats_chance_at_the_mini_budget(workdir, capsys):
