@@ -17,7 +17,7 @@ from benchmark.registry import Citation, register_attack
 
 
 @register_attack(
-    "gan-random", modalities=("image",), access="label", version="1.0",
+    "gan-random", modalities=("image",), access="none", version="1.0",
     citation=Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
                       "Neural Networks (the public GAN prior, sampled without search)",
                       "Zhang et al.", "CVPR", 2020, "https://arxiv.org/abs/1911.07135"))

@@ -73,6 +73,16 @@ class Oracle:
         return None if self.budget is None else self.budget - self.queries
 
 
+class NoAccess:
+    """Access level ``none``: a baseline that must not touch the released model at all."""
+
+    access = "none"
+    queries = 0
+
+    def __call__(self, queries: Any) -> torch.Tensor:
+        raise PermissionError("this attack declared access 'none' and may not query the model")
+
+
 class WhiteBoxAccess:
     """White-box access: the target module (frozen), plus a query counter over its forwards."""
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 MODALITIES = ("image", "graph", "text")
-# Ordered from most to least information released to the attacker.
-ACCESS_LEVELS = ("whitebox", "scores", "topk", "label")
+# Ordered from most to least information released to the attacker; "none" is for baselines
+# that never query the model (their score is the floor a model-using attack must beat).
+ACCESS_LEVELS = ("whitebox", "scores", "topk", "label", "none")
 DEFENSE_KINDS = ("none", "train", "output")
 
 

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import __version__
-from benchmark.access import Oracle, WhiteBoxAccess, released
+from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, released
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.cost import PeakMemory
 from benchmark.errors import InvbenchError, MissingDataError
@@ -207,6 +207,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
             victims = task.victims(budget, release)
             if attack_entry.access == "whitebox":
                 access = WhiteBoxAccess(target, task.probs_fn(target))
+            elif attack_entry.access == "none":
+                access = NoAccess()
             else:
                 access = Oracle(release, attack_entry.access, budget.get("queries"),
                                 topk=int(budget.get("topk", 5)))

@@ -76,14 +76,25 @@ def test_link_stealing_on_sbm_citation_beats_chance_at_the_mini_budget(workdir, 
     assert record["utility"]["test_accuracy"]["value"] > 0.85
 
 
-@needs_shared_data
-def test_link_stealing_on_real_cora(workdir, capsys):
-    assert main(["run", "task=cora", "attack=link-steal-0", "defense=none",
-                 f"paths.data={SHARED_DATA}", "progress=false"]) == 0
+def _run_record(capsys, *overrides) -> dict:
+    assert main(["run", *overrides, "progress=false"]) == 0
     out = capsys.readouterr().out
-    record = json.loads(out[out.index("{"):])
-    assert record["provenance"]["target"]["split"] == "public (Planetoid)"
-    # He et al. report 0.922 with the correlation distance on Cora; feature similarity alone
-    # is about 0.80 (the floor an attack must beat to show leakage from the model).
-    assert record["metrics"]["auc"]["value"] > 0.88
-    assert record["utility"]["test_accuracy"]["value"] > 0.75
+    return json.loads(out[out.index("{"):])
+
+
+@needs_shared_data
+@pytest.mark.parametrize("task, nodes, floor", [("cora", 2708, (0.77, 0.85)),
+                                                ("citeseer", 3327, (0.85, 0.92))])
+def test_link_stealing_beats_the_feature_floor_on_real_citation_graphs(workdir, capsys, task,
+                                                                        nodes, floor):
+    data = f"paths.data={SHARED_DATA}"
+    link = _run_record(capsys, f"task={task}", "attack=link-steal-0", "defense=none", data)
+    features = _run_record(capsys, f"task={task}", "attack=feature-similarity", "defense=none",
+                           data)
+    assert link["provenance"]["target"]["split"] == "public (Planetoid)"
+    # Feature cosine alone: Cora 0.80-0.83, CiteSeer 0.87-0.88 with the reference code. Link
+    # stealing (correlation) reaches 0.922 / 0.957 in He et al.; it must clear that floor.
+    assert floor[0] <= features["metrics"]["auc"]["value"] <= floor[1]
+    assert link["metrics"]["auc"]["value"] > features["metrics"]["auc"]["value"] + 0.04
+    assert link["cost"]["queries"] == nodes and features["cost"]["queries"] == 0
+    assert link["utility"]["test_accuracy"]["value"] > 0.65

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.access import Oracle, WhiteBoxAccess, released
+from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, released
 from benchmark.errors import QueryBudgetExceeded
 from defenses.label_smoothing import LabelSmoothing
 from defenses.output_noise import OutputNoise
@@ -76,3 +76,10 @@ def test_white_box_access_counts_forward_passes():
     access.probabilities(torch.randn(3, 4))
     assert access.queries == 8
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_a_no_access_baseline_cannot_query_the_model():
+    access = NoAccess()
+    with pytest.raises(PermissionError, match="access 'none'"):
+        access(torch.zeros(1, 4))
+    assert access.queries == 0

@@ -30,6 +30,9 @@ EXPECTED_CELLS = {
     "sbm-citation/link-steal-0__none__s0.json",
     "sbm-citation/link-steal-0__output-noise__s0.json",
     "sbm-citation/link-steal-0__label-smoothing__s0.json",
+    "sbm-citation/feature-similarity__none__s0.json",
+    "sbm-citation/feature-similarity__output-noise__s0.json",
+    "sbm-citation/feature-similarity__label-smoothing__s0.json",
     "records/prompt-search__none__s0.json", "records/prompt-search__output-noise__s0.json",
 }
 COMPARED = ["suite", "task", "attack", "defense", "attack_acc@1", "attack_acc@5", "knn_dist",
