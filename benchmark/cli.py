@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, UnknownNameError, \
     load_all
+from benchmark.runner import build_task
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
@@ -67,8 +68,6 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 def missing_data(cfg: DictConfig, task_name: str) -> str | None:
     """The message for a task whose real data is absent, or None."""
-    from benchmark.runner import build_task
-
     task_cfg = compose_config([f"task={task_name}", *cfg_overrides(cfg)])
     try:
         build_task(task_cfg)
@@ -110,9 +109,7 @@ def command_run(overrides: list[str]) -> int:
             check_name("suite", values[0], None)
     single = [f"{k}={v[0]}" for k, v in chosen.items()]
     cfg = compose_config([*single, *[o for o in rest if not o.startswith("hydra")]])
-    message = missing_data(cfg, cfg.task.name)
-    if message:
-        raise MissingDataError(message)
+    build_task(cfg)  # raises MissingDataError before Hydra starts or any record is written
     records = run_hydra([*single, *rest, "show_record=true"])
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
@@ -202,10 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     load_all()
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except InvbenchError as error:
-        print(f"invbench: error: {error}", file=sys.stderr)
-        return 2
-    except UnknownNameError as error:
+    except (InvbenchError, UnknownNameError) as error:
         print(f"invbench: error: {error}", file=sys.stderr)
         return 2
 

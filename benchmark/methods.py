@@ -12,7 +12,6 @@ The runner (``benchmark/runner.py``) drives one cell through them::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,7 +49,7 @@ class Defense:
 
     def target_key(self) -> dict:
         """What of this defense changes the trained target (part of the artifact key)."""
-        return {"name": self.cfg.get("name", "none"), **self.cfg} if self.kind == "train" else {}
+        return dict(self.cfg) if self.kind == "train" else {}
 
 
 class Attack:
@@ -73,14 +72,6 @@ class Attack:
         raise TypeError(f"{type(self).__name__} must implement run()")
 
 
-@dataclass
-class TrainedModel:
-    """A model plus the metadata its training produced (accuracy, epochs, ...)."""
-
-    module: torch.nn.Module
-    meta: dict = field(default_factory=dict)
-
-
 class Task:
     """Base task. Subclasses set ``modality``, ``primary_metric`` and the methods below."""
 
@@ -88,7 +79,6 @@ class Task:
     primary_metric = ""
     # Names of the metrics ``score`` returns, mapped to higher_is_better.
     metrics: dict[str, bool] = {}
-    real_data = False
 
     def __init__(self, cfg: Any, data_root: Path, cache_dir: Path, seed: int, offline: bool):
         self.cfg = plain(cfg)
@@ -102,9 +92,6 @@ class Task:
         """What is wrong with a real-data task's files, one line each (a missing file, a file
         whose sha256 differs from the published one); empty when the data is usable."""
         return []
-
-    def version(self) -> str:
-        return str(self.cfg.get("version", "1"))
 
     # Models ------------------------------------------------------------------------------
     def build_target(self) -> torch.nn.Module:

@@ -141,14 +141,15 @@ def run_cell(cfg: DictConfig) -> dict | None:
     }
     timings = {"train_seconds": 0.0, "attack_seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
 
-    def cached(kind: str, key: dict, build, train) -> tuple[torch.nn.Module, dict]:
-        def seeded_build() -> torch.nn.Module:
-            # A module's random initialisation must not depend on what ran before it in this
-            # process (an earlier cell, a resumed sweep), so seed right before building it.
-            seed_everything(derive_seed(seed, kind, "init"))
-            return build()
+    def seeded_build(kind: str, build):
+        # A module's random initialisation must not depend on what ran before it in this
+        # process (an earlier cell, a resumed sweep), so seed right before building it.
+        seed_everything(derive_seed(seed, kind, "init"))
+        return build()
 
-        module, meta, hit = cache.get_or_train(kind, key, seeded_build, train)
+    def cached(kind: str, key: dict, untrained: torch.nn.Module, train) -> tuple[torch.nn.Module,
+                                                                                 dict]:
+        module, meta, hit = cache.get_or_train(kind, key, lambda: untrained, train)
         timings["cache_hits" if hit else "cache_misses"] += 1
         if not hit:
             timings["train_seconds"] += meta.get("train_seconds", 0.0)
@@ -169,35 +170,34 @@ def run_cell(cfg: DictConfig) -> dict | None:
             target, target_meta = cached(
                 "target", {**task_key, "defense": defense.target_key(),
                            "defense_version": defense_entry.version if defense.kind == "train"
-                           else None}, task.build_target, train_target)
+                           else None}, seeded_build("target", task.build_target), train_target)
             record["provenance"]["target"] = {k: v for k, v in target_meta.items() if k != "config"}
 
-            evaluator = None
-            if task.build_evaluator() is not None:
+            evaluator = seeded_build("evaluator", task.build_evaluator)
+            if evaluator is not None:
                 def train_evaluator(model: torch.nn.Module) -> dict:
                     seed_everything(derive_seed(seed, "evaluator"))
                     return task.train_evaluator(model, progress)
 
-                evaluator, evaluator_meta = cached("evaluator", task_key, task.build_evaluator,
+                evaluator, evaluator_meta = cached("evaluator", task_key, evaluator,
                                                    train_evaluator)
                 record["provenance"]["evaluator"] = {
                     k: v for k, v in evaluator_meta.items() if k != "config"}
 
-            prior = None
-            untrained_prior = attack.build_prior(task)
-            if untrained_prior is not None:
+            prior = seeded_build("prior", lambda: attack.build_prior(task))
+            if prior is not None:
                 def train_prior(model: torch.nn.Module) -> dict:
                     seed_everything(derive_seed(seed, "prior"))
                     return attack.train_prior(model, task.public_data(), progress)
 
                 # Keyed by the prior's class and settings, not by the attack: attacks with the
                 # same prior block share one trained prior, and attack-time knobs reuse it.
-                prior_class = type(untrained_prior)
+                prior_class = type(prior)
                 prior, prior_meta = cached(
                     "prior", {**task_key, "prior": plain(cfg.attack).get("prior"),
                               "class": f"{prior_class.__module__}.{prior_class.__qualname__}",
                               "version": getattr(prior_class, "version", "1")},
-                    lambda: attack.build_prior(task), train_prior)
+                    prior, train_prior)
                 record["provenance"]["prior"] = {k: v for k, v in prior_meta.items()
                                                  if k != "config"}
 

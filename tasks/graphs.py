@@ -300,7 +300,6 @@ class PlanetoidTask(GraphTask):
     cache first so that a read-only data root works.
     """
 
-    real_data = True
     dataset_name = ""
     raw_sha256: dict[str, str] = {}  # file name -> sha256 of the published raw file
 
