@@ -13,7 +13,8 @@ import torch
 from scipy.spatial.distance import cdist
 
 from benchmark.methods import Attack
-from benchmark.registry import Citation, register_attack
+from benchmark.registry import register_attack
+from metrics.edge_ranking import LINK_STEALING
 
 DISTANCES = ("correlation", "cosine", "euclidean", "chebyshev", "braycurtis", "canberra",
              "cityblock", "sqeuclidean")
@@ -21,8 +22,7 @@ DISTANCES = ("correlation", "cosine", "euclidean", "chebyshev", "braycurtis", "c
 
 @register_attack(
     "link-steal-0", modalities=("graph",), access="scores", version="1.0",
-    citation=Citation("Stealing Links from Graph Neural Networks", "He et al.",
-                      "USENIX Security", 2021, "https://arxiv.org/abs/2005.02131"))
+    citation=LINK_STEALING)
 class LinkStealing0(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> np.ndarray:
         distance = self.cfg["distance"]

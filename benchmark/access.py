@@ -86,12 +86,14 @@ class NoAccess:
 class WhiteBoxAccess:
     """White-box access: the target module (frozen), plus a query counter over its forwards."""
 
-    def __init__(self, model: torch.nn.Module, probs_fn: Callable[[Any], torch.Tensor]):
+    def __init__(self, model: torch.nn.Module, probs_fn: Callable[[Any], torch.Tensor],
+                 representations_fn: Callable[[Any], torch.Tensor] | None = None):
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.queries = 0
         self._probs_fn = probs_fn
+        self._representations_fn = representations_fn
         self._hook = self.model.register_forward_hook(self._count)
 
     def _count(self, module: torch.nn.Module, inputs: tuple, output: Any) -> None:
@@ -101,6 +103,13 @@ class WhiteBoxAccess:
     def probabilities(self, queries: Any) -> torch.Tensor:
         """Differentiable class probabilities of the target (what `scores` would release)."""
         return self._probs_fn(queries)
+
+    def representations(self, queries: Any) -> torch.Tensor:
+        """The target's internal representations of the queries (graph tasks: first-layer node
+        embeddings on the private graph, MC-GRA's H_A)."""
+        if self._representations_fn is None:
+            raise PermissionError("this task releases no internal representations")
+        return self._representations_fn(queries)
 
     def close(self) -> None:
         self._hook.remove()

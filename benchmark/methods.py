@@ -44,6 +44,10 @@ class Defense:
     def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels)
 
+    # Optional hooks a defense may define (a task calls them when present):
+    #   perturb_edges(edges, num_nodes, rng) -> edges    graph the target trains and runs on
+    #   private_gradient(per_example_grads, params, n)  DP-SGD's clipped, noised gradient
+
     def transform_output(self, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return probs
 
@@ -93,6 +97,11 @@ class Task:
         whose sha256 differs from the published one); empty when the data is usable."""
         return []
 
+    def use_defense(self, defense: Defense) -> None:
+        """Called once per cell before the target is built or loaded: a task whose released
+        model depends on the defense beyond training (e.g. a graph perturbed for edge-level DP)
+        reads it here."""
+
     # Models ------------------------------------------------------------------------------
     def build_target(self) -> torch.nn.Module:
         raise TypeError(f"{type(self).__name__} must implement build_target()")
@@ -110,6 +119,11 @@ class Task:
     def probs_fn(self, target: torch.nn.Module) -> Callable[[Any], torch.Tensor]:
         """The target as a differentiable function from queries to class probabilities."""
         raise TypeError(f"{type(self).__name__} must implement probs_fn()")
+
+    def representations_fn(self, target: torch.nn.Module) -> Callable[[Any], torch.Tensor] | None:
+        """White-box only: the target's internal representations of queries (e.g. node
+        embeddings on the private graph), or None when the task defines none."""
+        return None
 
     def public_data(self) -> Any:
         """What attack priors may train on: the public split only, never private data."""

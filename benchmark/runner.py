@@ -159,6 +159,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
     with PeakMemory() as cost:
         try:
             defense = defense_entry.obj(cfg.defense)
+            task.use_defense(defense)
             attack = attack_entry.obj(cfg.attack)
             attack.progress = progress
             task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed}
@@ -205,8 +206,11 @@ def run_cell(cfg: DictConfig) -> dict | None:
             release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))
             release = released(task.probs_fn(target), defense.transform_output, release_generator)
             victims = task.victims(budget, release)
+            if hasattr(victims, "knowledge"):
+                record["attacker_knowledge"] = victims.knowledge()
             if attack_entry.access == "whitebox":
-                access = WhiteBoxAccess(target, task.probs_fn(target))
+                access = WhiteBoxAccess(target, task.probs_fn(target),
+                                        task.representations_fn(target))
             elif attack_entry.access == "none":
                 access = NoAccess()
             else:

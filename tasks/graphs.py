@@ -1,10 +1,18 @@
 """Graph tasks: reconstructing the private edges of a GNN's training graph.
 
-The target is a 2-layer GCN (Kipf and Welling, ICLR 2017) trained transductively on the private
-graph. Black-box attackers see the released posterior of every node and the node features;
-white-box attackers also get the weights, never the edges. Edge scores are judged by
-``metrics/edge_ranking.py``: all true undirected edges of the attacked node set against an equal
-number of uniformly sampled non-edges (seeded), as in link stealing.
+The target (``tasks/graph_models.py``: GCN by default, GraphSAGE or GAT) is trained
+transductively on the private graph. Threat models:
+
+- black-box (``scores`` and below): the released posterior of every attacked node (the target
+  run on its private graph) and the node features;
+- white-box (GraphMI's setting): node features, the labels of the attacked nodes, the target's
+  weights and its first-layer representations on the private graph; never the edges.
+
+A seeded ``shadow_fraction`` of the nodes is the attacker's own part of the graph (its edges
+and labels are known: link stealing's shadow dataset); the attacked node set is the rest. Edge
+scores are judged by ``metrics/edge_ranking.py``: ``auc``/``ap`` over all true undirected edges
+among the attacked nodes against an equal number of seeded uniform non-edges (link stealing's
+protocol), and ``auc_all_pairs`` over every pair of attacked nodes (GraphMI's protocol).
 """
 
 from __future__ import annotations
@@ -18,13 +26,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch_geometric.nn import GCNConv
 
 from benchmark.cache import file_sha256
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
-from metrics.edge_ranking import edge_auc, edge_average_precision, sample_non_edges
+from benchmark.seeding import derive_seed
+from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision,
+                                  sample_non_edges)
+from tasks.graph_models import build_gnn
 from tasks.training import accuracy, progress_bar
 
 PLANETOID = Citation("Revisiting Semi-Supervised Learning with Graph Embeddings", "Yang et al.",
@@ -47,8 +57,13 @@ class Graph:
 
     @property
     def edge_index(self) -> torch.Tensor:
-        both = np.concatenate([self.edges, self.edges[:, ::-1]])
-        return torch.from_numpy(np.ascontiguousarray(both.T)).long()
+        return both_directions(self.edges)
+
+
+def both_directions(edges: np.ndarray) -> torch.Tensor:
+    """torch-geometric's edge_index [2, 2E] of undirected edges [E, 2]."""
+    both = np.concatenate([edges, edges[:, ::-1]])
+    return torch.from_numpy(np.ascontiguousarray(both.T)).long()
 
 
 @dataclass
@@ -59,36 +74,11 @@ class GraphVictims:
     features: torch.Tensor
     labels: torch.Tensor
     num_classes: int
+    num_edges: int  # edges among the attacked nodes: knowledge an attack may use as a budget
 
-
-def nonzero_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Dropout applied to the nonzero entries only.
-
-    Identical in distribution to ``F.dropout`` (a dropped zero is still zero), and about 30x
-    cheaper on sparse bag-of-words features, where drawing a Bernoulli per entry of the dense
-    N x F matrix dominated the whole GCN step on CPU.
-    """
-    if not training or p == 0:
-        return x
-    rows, cols = x.nonzero(as_tuple=True)
-    keep = torch.rand(len(rows)) >= p
-    out = torch.zeros_like(x)
-    out[rows[keep], cols[keep]] = x[rows[keep], cols[keep]] / (1 - p)
-    return out
-
-
-class GCN(nn.Module):
-    def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float):
-        super().__init__()
-        self.conv1 = GCNConv(in_features, hidden)
-        self.conv2 = GCNConv(hidden, num_classes)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        x = nonzero_dropout(x, self.dropout, self.training)
-        x = F.relu(self.conv1(x, edge_index))
-        x = F.dropout(x, self.dropout, self.training)
-        return self.conv2(x, edge_index)
+    def knowledge(self) -> dict:
+        return {"attacked_nodes": len(self.nodes), "num_edges": self.num_edges,
+                "features": True, "labels_of_attacked_nodes": True}
 
 
 def undirected_edges(edge_index: np.ndarray) -> np.ndarray:
@@ -101,7 +91,7 @@ def undirected_edges(edge_index: np.ndarray) -> np.ndarray:
 class GraphTask(Task):
     modality = "graph"
     primary_metric = "auc"
-    metrics = {"auc": True, "ap": True}
+    metrics = {"auc": True, "ap": True, "auc_all_pairs": True}
 
     def load_graph(self) -> Graph:
         raise TypeError(f"{type(self).__name__} must implement load_graph()")
@@ -111,66 +101,122 @@ class GraphTask(Task):
             self._graph = self.load_graph()
         return self._graph
 
-    def public_data(self) -> Graph:
-        # Link stealing's attacker knows node features; the target's edges are private.
-        graph = self.graph()
-        return Graph(graph.x, graph.y, np.zeros((0, 2), dtype=np.int64), graph.train_mask,
-                     graph.val_mask, graph.test_mask, graph.split)
+    # The released model ---------------------------------------------------------------
+    def use_defense(self, defense: Defense) -> None:
+        """Edge-level DP defenses (edge-rand, lap-graph) replace the graph the target is trained
+        AND run on: the owner releases a model over the perturbed graph (as in LinkTeller)."""
+        self._defense = defense
+        self.__dict__.pop("_model_edges", None)
 
+    def model_edges(self) -> np.ndarray:
+        """The undirected edges the target is trained and queried on."""
+        if not hasattr(self, "_model_edges"):
+            graph, defense = self.graph(), getattr(self, "_defense", None)
+            perturb = getattr(defense, "perturb_edges", None)
+            if perturb is None:
+                self._model_edges = graph.edges
+            else:
+                rng = np.random.default_rng(derive_seed(self.seed, "defense", "edges"))
+                self._model_edges = perturb(graph.edges, graph.num_nodes, rng)
+        return self._model_edges
+
+    def model_edge_index(self) -> torch.Tensor:
+        return both_directions(self.model_edges())
+
+    def model_graph(self, model: nn.Module) -> torch.Tensor:
+        """What the target runs on: the edge list, or for a GCN on a dense graph (EdgeRand at
+        small epsilon makes ~1/4 of all pairs edges) the dense adjacency, where one n x n
+        matrix product is ~50x faster than message passing over a million edges."""
+        edges = self.model_edges()
+        n = self.graph().num_nodes
+        if getattr(model, "architecture", None) == "GCN" and len(edges) > 0.01 * n * n:
+            dense = torch.zeros(n, n)
+            dense[edges[:, 0], edges[:, 1]] = 1.0
+            return dense + dense.T
+        return self.model_edge_index()
+
+    # The attacker's own part of the graph -------------------------------------------------
+    def shadow_nodes(self) -> np.ndarray:
+        """A seeded ``shadow_fraction`` of the nodes whose induced subgraph the attacker owns
+        (link stealing's shadow dataset); never part of the attacked node set."""
+        graph = self.graph()
+        count = int(round(float(self.cfg.get("shadow_fraction", 0.0)) * graph.num_nodes))
+        rng = np.random.default_rng(derive_seed(self.seed, "shadow"))
+        return np.sort(rng.choice(graph.num_nodes, count, replace=False))
+
+    def public_data(self) -> Graph:
+        """The attacker's shadow graph: features, labels and edges of the shadow nodes only,
+        re-indexed 0..S-1, with a seeded half of its nodes for training and the rest for
+        validation. The target's edges among the attacked nodes are never in it."""
+        graph, shadow = self.graph(), self.shadow_nodes()
+        local = -np.ones(graph.num_nodes, dtype=np.int64)
+        local[shadow] = np.arange(len(shadow))
+        edges = local[graph.edges]
+        edges = edges[(edges >= 0).all(axis=1)]
+        rng = np.random.default_rng(derive_seed(self.seed, "shadow", "split"))
+        train = torch.zeros(len(shadow), dtype=torch.bool)
+        train[torch.from_numpy(rng.permutation(len(shadow))[:len(shadow) // 2])] = True
+        index = torch.from_numpy(shadow)
+        return Graph(graph.x[index], graph.y[index], edges, train, ~train,
+                     torch.zeros(len(shadow), dtype=torch.bool), split="shadow (seeded halves)")
+
+    # Models ------------------------------------------------------------------------------
     def build_target(self) -> nn.Module:
-        graph, settings = self.graph(), self.cfg["target"]
-        return GCN(graph.x.shape[1], int(settings["hidden"]), int(graph.y.max()) + 1,
-                   float(settings["dropout"]))
+        graph = self.graph()
+        return build_gnn(self.cfg["target"], graph.x.shape[1], int(graph.y.max()) + 1)
 
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
-        """Full-batch Adam; keeps the weights of the epoch with the best validation accuracy."""
-        graph, settings = self.graph(), self.cfg["target"]
-        edge_index = graph.edge_index
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["lr"]),
-                                     weight_decay=float(settings["weight_decay"]))
-        best_val, best_state = -1.0, None
-        with progress_bar(int(settings["epochs"]), f"target {self.cfg['name']}", progress) as bar:
-            for _ in range(int(settings["epochs"])):
-                model.train()
-                logits = model(graph.x, edge_index)
-                loss = defense.training_loss(logits[graph.train_mask], graph.y[graph.train_mask])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                model.eval()
-                with torch.no_grad():
-                    logits = model(graph.x, edge_index)
-                val = accuracy(logits[graph.val_mask], graph.y[graph.val_mask])
-                if val > best_val:
-                    best_val = val
-                    best_state = {k: v.clone() for k, v in model.state_dict().items()}
-                bar.update()
-        model.load_state_dict(best_state)
-        model.eval()
-        with torch.no_grad():
-            logits = model(graph.x, edge_index)
-        return {"test_accuracy": accuracy(logits[graph.test_mask], graph.y[graph.test_mask]),
-                "val_accuracy": best_val, "architecture": "GCN", "split": graph.split,
-                "num_edges": len(graph.edges)}
+        """Full-batch Adam, keeping the epoch with the best validation accuracy; under DP-SGD
+        (a defense with ``private_gradient``) with clipped, noised per-node gradients
+        (``defenses/dp_sgd.py``)."""
+        self.use_defense(defense)
+        graph = self.graph()
+        edge_index = self.model_graph(model)
+        private = None
+        if getattr(defense, "private_gradient", None) is not None:
+            private = PerNodeGradients(model, graph, edge_index, defense)
+        meta = fit_gnn(model, graph, edge_index, self.cfg["target"], defense.training_loss,
+                       f"target {self.cfg['name']}", progress, private)
+        meta.update({"architecture": model.architecture, "split": graph.split,
+                     "num_edges": len(graph.edges),
+                     "num_edges_released_graph": len(self.model_edges())})
+        if private is not None:
+            meta["privacy"] = private.privacy_spent(int(self.cfg["target"]["epochs"]))
+        return meta
 
     def probs_fn(self, target: nn.Module):
         graph = self.graph()
-        edge_index = graph.edge_index
+        edge_index = self.model_graph(target)
 
         def posteriors(nodes: torch.Tensor) -> torch.Tensor:
             return F.softmax(target(graph.x, edge_index), dim=-1)[torch.as_tensor(nodes)]
 
         return posteriors
 
-    def victims(self, budget: dict, release) -> GraphVictims:
+    def representations_fn(self, target: nn.Module):
+        """The target's first-layer node representations on its graph (H_A of MC-GRA)."""
         graph = self.graph()
+        edge_index = self.model_graph(target)
+
+        def hidden(nodes: torch.Tensor) -> torch.Tensor:
+            return target.hidden(graph.x, edge_index)[torch.as_tensor(nodes)]
+
+        return hidden
+
+    # Attack and scoring ------------------------------------------------------------------
+    def victims(self, budget: dict, release) -> GraphVictims:
+        """The attacked node set: every node outside the attacker's shadow part, or a seeded
+        sample of ``budget.nodes`` of them."""
+        graph = self.graph()
+        candidates = np.setdiff1d(np.arange(graph.num_nodes), self.shadow_nodes())
         count = budget.get("nodes", "all")
-        if count == "all" or int(count) >= graph.num_nodes:
-            nodes = torch.arange(graph.num_nodes)
-        else:
+        if count != "all" and int(count) < len(candidates):
             rng = np.random.default_rng(self.seed)
-            nodes = torch.from_numpy(np.sort(rng.choice(graph.num_nodes, int(count), False)))
-        return GraphVictims(nodes, graph.x[nodes], graph.y[nodes], int(graph.y.max()) + 1)
+            candidates = np.sort(rng.choice(candidates, int(count), replace=False))
+        nodes = torch.from_numpy(candidates)
+        victims = GraphVictims(nodes, graph.x[nodes], graph.y[nodes], int(graph.y.max()) + 1, 0)
+        victims.num_edges = len(self.true_edges(victims))
+        return victims
 
     def check_reconstruction(self, recon, victims: GraphVictims) -> None:
         n = len(victims.nodes)
@@ -183,13 +229,17 @@ class GraphTask(Task):
         if not np.isfinite(np.asarray(recon, dtype=np.float64)).all():
             raise ReconstructionError("edge scores contain NaN or inf values")
 
-    def evaluation_pairs(self, victims: GraphVictims) -> tuple[np.ndarray, np.ndarray]:
-        """(true edges, sampled non-edges) among the attacked nodes, in local indices."""
+    def true_edges(self, victims: GraphVictims) -> np.ndarray:
+        """The true undirected edges among the attacked nodes, in local indices (i < j)."""
         graph = self.graph()
         local = -np.ones(graph.num_nodes, dtype=np.int64)
         local[victims.nodes.numpy()] = np.arange(len(victims.nodes))
         edges = local[graph.edges]
-        edges = edges[(edges >= 0).all(axis=1)]
+        return np.sort(edges[(edges >= 0).all(axis=1)], axis=1)
+
+    def evaluation_pairs(self, victims: GraphVictims) -> tuple[np.ndarray, np.ndarray]:
+        """(true edges, sampled non-edges) among the attacked nodes, in local indices."""
+        edges = self.true_edges(victims)
         rng = np.random.default_rng([self.seed, 7])
         return edges, sample_non_edges(len(victims.nodes), edges, len(edges), rng)
 
@@ -198,13 +248,86 @@ class GraphTask(Task):
         positives, negatives = self.evaluation_pairs(victims)
         pos = scores[positives[:, 0], positives[:, 1]]
         neg = scores[negatives[:, 0], negatives[:, 1]]
-        return {"auc": edge_auc(pos, neg), "ap": edge_average_precision(pos, neg)}
+        return {"auc": edge_auc(pos, neg), "ap": edge_average_precision(pos, neg),
+                "auc_all_pairs": edge_auc_all_pairs(scores, self.true_edges(victims))}
 
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:
         graph = self.graph()
         probs = transform(self.probs_fn(target)(torch.nonzero(graph.test_mask).squeeze(1)))
         return {"test_accuracy": accuracy(probs, graph.y[graph.test_mask])}
+
+
+def fit_gnn(model: nn.Module, graph: Graph, edge_index: torch.Tensor, settings: dict, loss_fn,
+            desc: str, progress: bool, private: "PerNodeGradients | None" = None) -> dict:
+    """Full-batch Adam (lr, weight decay and epochs from ``settings``) on the training nodes;
+    keeps the weights of the epoch with the best validation accuracy (Kipf and Welling's
+    protocol). ``private`` replaces the gradient by DP-SGD's."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["lr"]),
+                                 weight_decay=float(settings["weight_decay"]))
+    best_val, best_state = -1.0, None
+    with progress_bar(int(settings["epochs"]), desc, progress) as bar:
+        for _ in range(int(settings["epochs"])):
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            if private is None:
+                logits = model(graph.x, edge_index)
+                loss_fn(logits[graph.train_mask], graph.y[graph.train_mask]).backward()
+            else:
+                private.set_private_gradients()
+            optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                logits = model(graph.x, edge_index)
+            val = accuracy(logits[graph.val_mask], graph.y[graph.val_mask])
+            if val > best_val:
+                best_val = val
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            bar.update()
+    model.load_state_dict(best_state)
+    model.eval()
+    meta = {"val_accuracy": best_val}
+    if graph.test_mask.any():
+        with torch.no_grad():
+            logits = model(graph.x, edge_index)
+        meta["test_accuracy"] = accuracy(logits[graph.test_mask], graph.y[graph.test_mask])
+    return meta
+
+
+class PerNodeGradients:
+    """DP-SGD's per-example gradients for a transductive GNN.
+
+    Each training node's loss depends on its 2-hop computation graph only, so its exact
+    gradient is one backward pass over that subgraph (extracted once). Per step, nodes are
+    Poisson-sampled with the defense's rate; the defense clips and noises the sum.
+    """
+
+    def __init__(self, model: nn.Module, graph: Graph, edge_index: torch.Tensor, defense):
+        from torch_geometric.utils import k_hop_subgraph
+
+        self.model, self.graph, self.defense = model, graph, defense
+        self.train_nodes = torch.nonzero(graph.train_mask).squeeze(1)
+        self.subgraphs = []
+        for node in self.train_nodes.tolist():
+            subset, sub_edges, mapping, _ = k_hop_subgraph(node, 2, edge_index, relabel_nodes=True,
+                                                           num_nodes=graph.num_nodes)
+            self.subgraphs.append((subset, sub_edges, int(mapping[0])))
+
+    def set_private_gradients(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        chosen = self.defense.poisson_sample(len(self.train_nodes))
+        per_example = []
+        for index in chosen.tolist():
+            subset, sub_edges, position = self.subgraphs[index]
+            logits = self.model(self.graph.x[subset], sub_edges)[position:position + 1]
+            loss = F.cross_entropy(logits, self.graph.y[self.train_nodes[index]].view(1))
+            per_example.append(torch.autograd.grad(loss, params))
+        for param, grad in zip(params, self.defense.private_gradient(per_example, params,
+                                                                     len(self.train_nodes))):
+            param.grad = grad
+
+    def privacy_spent(self, steps: int) -> dict:
+        return self.defense.privacy_spent(steps, len(self.train_nodes))
 
 
 @register_task("sbm-citation", modalities=("graph",), version="1.0",
@@ -231,7 +354,7 @@ class SBMCitation(GraphTask):
         features = self._sample_features(labels, rng)
         y = torch.from_numpy(labels).long()
         return Graph(torch.from_numpy(features), y, edges,
-                     *self._planetoid_like_split(y, rng), split="random (seeded)")
+                     *planetoid_like_split(y, rng), split="random (seeded)")
 
     def _sample_edges(self, labels: np.ndarray, theta: np.ndarray, count: int,
                       rng: np.random.Generator) -> np.ndarray:
@@ -267,17 +390,19 @@ class SBMCitation(GraphTask):
         features[owner, words] = 1.0
         return features
 
-    def _planetoid_like_split(self, y: torch.Tensor, rng: np.random.Generator):
-        """20 training nodes per class, then 500 validation and 1000 test nodes, as in Cora."""
-        n = len(y)
-        order = rng.permutation(n)
-        train = np.concatenate([order[y.numpy()[order] == c][:20] for c in range(int(y.max()) + 1)])
-        rest = np.setdiff1d(order, train, assume_unique=True)
-        rest = rest[rng.permutation(len(rest))]
-        masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
-        for mask, index in zip(masks, (train, rest[:500], rest[500:1500])):
-            mask[torch.from_numpy(index)] = True
-        return masks
+
+def planetoid_like_split(y: torch.Tensor, rng: np.random.Generator) -> list[torch.Tensor]:
+    """20 training nodes per class, then 500 validation and 1000 test nodes (Kipf and
+    Welling's protocol on Planetoid), drawn with ``rng``."""
+    n = len(y)
+    order = rng.permutation(n)
+    train = np.concatenate([order[y.numpy()[order] == c][:20] for c in range(int(y.max()) + 1)])
+    rest = np.setdiff1d(order, train, assume_unique=True)
+    rest = rest[rng.permutation(len(rest))]
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    for mask, index in zip(masks, (train, rest[:500], rest[500:1500])):
+        mask[torch.from_numpy(index)] = True
+    return masks
 
 
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -295,7 +420,8 @@ def online(host: str = "github.com", timeout: float = 3.0) -> bool:
 class PlanetoidTask(GraphTask):
     """A Planetoid citation graph read by torch-geometric from ``<data root>/planetoid/NAME/raw``.
 
-    The standard public split (20 labelled nodes per class, 500 validation, 1000 test).
+    ``split: public`` is the standard Planetoid split (20 labelled nodes per class, 500
+    validation, 1000 test); ``split: random`` draws a split of the same sizes from the seed.
     torch-geometric writes its processed file next to ``raw/``; the raw files are copied to the
     cache first so that a read-only data root works.
     """
@@ -316,8 +442,8 @@ class PlanetoidTask(GraphTask):
         problems = []
         for path in self.raw_files():
             if not path.exists():
-                problems.append(f"missing: {path}")
-            elif file_sha256(path) != self.raw_sha256[path.name]:
+                problems.append(f"missing: {path} (from {PLANETOID_SOURCE})")
+            elif path.name in self.raw_sha256 and file_sha256(path) != self.raw_sha256[path.name]:
                 problems.append(f"sha256 mismatch: {path} (expected {self.raw_sha256[path.name]}"
                                 f", the file of {PLANETOID_SOURCE}); replace it")
         return problems
@@ -342,8 +468,17 @@ class PlanetoidTask(GraphTask):
             if not (raw_copy / path.name).exists():
                 shutil.copyfile(path, raw_copy / path.name)
         data = Planetoid(str(root), self.dataset_name)[0]
-        return Graph(data.x, data.y, undirected_edges(data.edge_index.numpy()), data.train_mask,
-                     data.val_mask, data.test_mask, split="public (Planetoid)")
+        edges = undirected_edges(data.edge_index.numpy())
+        split = str(self.cfg.get("split", "public"))
+        if split == "public":
+            return Graph(data.x, data.y, edges, data.train_mask, data.val_mask, data.test_mask,
+                         split="public (Planetoid)")
+        if split == "random":
+            rng = np.random.default_rng(derive_seed(self.seed, "split"))
+            return Graph(data.x, data.y, edges, *planetoid_like_split(data.y, rng),
+                         split=f"random (20 per class / 500 / 1000, seed {self.seed})")
+        raise ValueError(f"unknown split '{split}' for task {self.cfg['name']}; set task.split to "
+                         f"'public' (the standard Planetoid split) or 'random' (seeded)")
 
 
 @register_task("citeseer", modalities=("graph",), version="1.0", real_data=True,
@@ -376,3 +511,17 @@ class Cora(PlanetoidTask):
         "ind.cora.graph": "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
         "ind.cora.test.index": "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875",
     }
+
+
+@register_task("pubmed", modalities=("graph",), version="1.0", real_data=True, citation=PLANETOID)
+class PubMed(PlanetoidTask):
+    """PubMed (19,717 nodes, 44,324 edges, 500 TF-IDF features, 3 classes). Its raw files are
+    not pinned by sha256 here (no copy was available to hash offline); the target record
+    carries the hashes of the files it read."""
+
+    dataset_name = "PubMed"
+
+    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+        meta = super().train_target(model, defense, progress)
+        meta["raw_sha256"] = {path.name: file_sha256(path) for path in self.raw_files()}
+        return meta

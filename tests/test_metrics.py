@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from metrics.attack_accuracy import attack_accuracy
-from metrics.edge_ranking import edge_auc, edge_average_precision, sample_non_edges
+from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision,
+                                  sample_non_edges)
 from metrics.knn_distance import knn_feature_distance
 from metrics.text_overlap import exact_match, mean_sentence_bleu, token_set_f1
 
@@ -58,3 +59,15 @@ def test_text_metrics_hand_computed():
     assert token_set_f1(predictions, references) == pytest.approx((1 + 4 / 7) / 2)
     assert exact_match(predictions, references) == pytest.approx(0.5)
     assert mean_sentence_bleu(["zzz"], ["a b c d"]) == pytest.approx(0.0)
+
+
+def test_auc_all_pairs_by_hand():
+    # 4 nodes, pairs (i<j): 01 02 03 12 13 23; edges 01 and 23.
+    scores = np.array([[0, 0.9, 0.1, 0.4],
+                       [0, 0, 0.5, 0.2],
+                       [0, 0, 0, 0.3],
+                       [0, 0, 0, 0]])
+    edges = np.array([[0, 1], [2, 3]])
+    # edge scores 0.9 and 0.3; non-edges 0.1, 0.4, 0.5, 0.2. Pairs ranked right:
+    # 0.9 beats all 4, 0.3 beats 0.1 and 0.2: 6 of 8.
+    assert edge_auc_all_pairs(scores, edges) == pytest.approx(6 / 8)
