@@ -104,5 +104,10 @@ def test_link_stealing_beats_the_feature_floor_on_real_citation_graphs(workdir, 
     # stealing (correlation) reaches 0.922 / 0.957 in He et al.; it must clear that floor.
     assert floor[0] <= features["metrics"]["auc"]["value"] <= floor[1]
     assert link["metrics"]["auc"]["value"] > features["metrics"]["auc"]["value"] + 0.04
-    assert link["cost"]["queries"] == nodes and features["cost"]["queries"] == 0
+    # one query per attacked node: every node outside the attacker's 20% shadow part
+    attacked = nodes - round(0.2 * nodes)
+    assert link["cost"]["queries"] == attacked == link["attacker_knowledge"]["attacked_nodes"]
+    assert features["cost"]["queries"] == 0
+    if task == "cora":
+        assert link["metrics"]["auc"]["value"] >= 0.90
     assert link["utility"]["test_accuracy"]["value"] > 0.65
