@@ -4,7 +4,8 @@ trained on a shadow graph the attacker owns.
 The attacker trains a shadow GNN on its own graph (the task's seeded shadow part: features,
 labels and edges of nodes disjoint from the attacked set), computes its posteriors, and
 trains an MLP on node pairs of the shadow graph (every shadow edge against as many sampled
-non-edges) to tell edges from non-edges. The pair features are dataset-agnostic, so the MLP
+non-edges) to tell edges from non-edges. invbench pools the pairs of ``shadow_models`` shadow
+GNNs (different initialisations) because the shadow part is small; see ``_shadow_pairs``. The pair features are dataset-agnostic, so the MLP
 transfers to the target's posteriors (Sec. 4.3, "Attack-2"):
 
 - the eight distances of attack-0 between the two posteriors;
@@ -28,6 +29,7 @@ from benchmark.methods import Attack
 from benchmark.registry import register_attack
 from metrics.edge_ranking import LINK_STEALING, sample_non_edges
 from tasks.graph_models import build_gnn
+from tasks.graphs import fit_gnn
 from tasks.training import progress_bar
 
 NUM_FEATURES = len(DISTANCES) + 4
@@ -61,29 +63,39 @@ class PairClassifier(nn.Module):
                  citation=LINK_STEALING)
 class LinkStealing2(Attack):
     def build_prior(self, task) -> nn.Module:
-        self._task_target = dict(task.cfg["target"])
         return PairClassifier(int(self.cfg["prior"]["hidden"]))
+
+    def _shadow_pairs(self, shadow, progress: bool) -> tuple[np.ndarray, np.ndarray, list]:
+        """Pair features and labels from ``shadow_models`` shadow GNNs trained on the shadow
+        graph from different initialisations: every shadow edge and as many sampled non-edges,
+        once per model. One shadow GNN trained on a few hundred nodes makes the transfer a
+        lottery of its initialisation (Cora AUC 0.79-0.92 over seeds); several let the MLP
+        learn what is common to them."""
+        settings = self.cfg["prior"]["shadow_model"]
+        rng = np.random.default_rng(int(torch.initial_seed()) % 2**32)
+        features, labels, accuracies = [], [], []
+        for index in range(int(self.cfg["prior"]["shadow_models"])):
+            model = build_gnn(settings, shadow.x.shape[1], int(shadow.y.max()) + 1)
+            meta = fit_gnn(model, shadow, shadow.edge_index, settings, F.cross_entropy,
+                           f"link-steal-2 shadow GNN {index + 1}", progress)
+            accuracies.append(meta["val_accuracy"])
+            with torch.no_grad():
+                posteriors = F.softmax(model(shadow.x, shadow.edge_index), 1).double().numpy()
+            every_pair = pair_features(posteriors, posteriors)
+            negatives = sample_non_edges(len(shadow.y), shadow.edges, len(shadow.edges), rng)
+            for pairs, label in ((shadow.edges, 1.0), (negatives, 0.0)):
+                features.append(every_pair[pairs[:, 0], pairs[:, 1]])
+                labels.append(np.full(len(pairs), label))
+        return np.concatenate(features), np.concatenate(labels), accuracies
 
     def train_prior(self, prior: PairClassifier, shadow, progress: bool) -> dict:
         if len(shadow.edges) < 10:
             raise ValueError(
                 f"link-steal-2 needs a shadow graph with edges, and the task's shadow part has "
                 f"{len(shadow.edges)}; raise task.shadow_fraction (0.2 gives ~200 on Cora)")
-        from tasks.graphs import fit_gnn  # the task family's own GNN training loop
-
-        settings = {**self._task_target, **self.cfg["prior"]["shadow_model"]}
-        shadow_model = build_gnn(settings, shadow.x.shape[1], int(shadow.y.max()) + 1)
-        shadow_meta = fit_gnn(shadow_model, shadow, shadow.edge_index, settings, F.cross_entropy,
-                              "link-steal-2 shadow GNN", progress)
-        with torch.no_grad():
-            posteriors = F.softmax(shadow_model(shadow.x, shadow.edge_index), 1).double().numpy()
-        rng = np.random.default_rng(int(torch.initial_seed()) % 2**32)
-        negatives = sample_non_edges(len(shadow.y), shadow.edges, len(shadow.edges), rng)
-        pairs = np.concatenate([shadow.edges, negatives])
-        features = np.stack([pair_features(posteriors[[i]], posteriors[[j]])[0, 0]
-                             for i, j in pairs])
+        features, labels, accuracies = self._shadow_pairs(shadow, progress)
         features = torch.from_numpy(features).float()
-        targets = torch.cat([torch.ones(len(shadow.edges)), torch.zeros(len(negatives))])
+        targets = torch.from_numpy(labels).float()
         prior.mean.copy_(features.mean(0))
         prior.std.copy_(features.std(0).clamp_min(1e-6))
         optimizer = torch.optim.Adam(prior.parameters(), lr=float(self.cfg["prior"]["lr"]))
@@ -98,8 +110,7 @@ class LinkStealing2(Attack):
         with torch.no_grad():
             train_accuracy = ((prior(features) > 0).float() == targets).float().mean().item()
         return {"shadow_nodes": len(shadow.y), "shadow_edges": len(shadow.edges),
-                "shadow_model_val_accuracy": shadow_meta["val_accuracy"],
-                "pair_train_accuracy": train_accuracy}
+                "shadow_models_val_accuracy": accuracies, "pair_train_accuracy": train_accuracy}
 
     def run(self, oracle, victims, prior: PairClassifier, budget: dict,
             generator: torch.Generator) -> torch.Tensor:
