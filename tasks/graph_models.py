@@ -45,9 +45,16 @@ def dense_gcn_propagate(conv: GCNConv, x: torch.Tensor, adjacency: torch.Tensor)
     """
     projected = conv.lin(x)
     scale = (adjacency.sum(dim=1) + 1).rsqrt().unsqueeze(1)
-    scaled = scale * projected
-    out = scale * (adjacency @ scaled + scaled)
+    _, out = normalized_propagation(adjacency, scale, projected)
     return out + conv.bias if conv.bias is not None else out
+
+
+def normalized_propagation(adjacency: torch.Tensor, scale: torch.Tensor,
+                           projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A (r * P), r * (A (r * P)) + r^2 * P) for r = (A 1 + 1)^-1/2: D^-1/2 (A + I) D^-1/2 P,
+    with the neighbour sum A (r * P) returned too (its gradient needs it)."""
+    neighbours = adjacency @ (scale * projected)
+    return neighbours, scale * neighbours + scale * scale * projected
 
 
 class GCN(nn.Module):

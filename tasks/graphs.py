@@ -105,8 +105,10 @@ class GraphTask(Task):
     def use_defense(self, defense: Defense) -> None:
         """Edge-level DP defenses (edge-rand, lap-graph) replace the graph the target is trained
         AND run on: the owner releases a model over the perturbed graph (as in LinkTeller)."""
-        self._defense = defense
-        self.__dict__.pop("_model_edges", None)
+        if defense is not getattr(self, "_defense", None):
+            self._defense = defense
+            self.__dict__.pop("_model_edges", None)
+            self.__dict__.pop("_dense_graph", None)
 
     def model_edges(self) -> np.ndarray:
         """The undirected edges the target is trained and queried on."""
@@ -129,11 +131,13 @@ class GraphTask(Task):
         matrix product is ~50x faster than message passing over a million edges."""
         edges = self.model_edges()
         n = self.graph().num_nodes
-        if getattr(model, "architecture", None) == "GCN" and len(edges) > 0.01 * n * n:
+        if getattr(model, "architecture", None) != "GCN" or len(edges) <= 0.01 * n * n:
+            return self.model_edge_index()
+        if not hasattr(self, "_dense_graph"):
             dense = torch.zeros(n, n)
             dense[edges[:, 0], edges[:, 1]] = 1.0
-            return dense + dense.T
-        return self.model_edge_index()
+            self._dense_graph = dense + dense.T
+        return self._dense_graph
 
     # The attacker's own part of the graph -------------------------------------------------
     def shadow_nodes(self) -> np.ndarray:
@@ -214,9 +218,8 @@ class GraphTask(Task):
             rng = np.random.default_rng(self.seed)
             candidates = np.sort(rng.choice(candidates, int(count), replace=False))
         nodes = torch.from_numpy(candidates)
-        victims = GraphVictims(nodes, graph.x[nodes], graph.y[nodes], int(graph.y.max()) + 1, 0)
-        victims.num_edges = len(self.true_edges(victims))
-        return victims
+        return GraphVictims(nodes, graph.x[nodes], graph.y[nodes], int(graph.y.max()) + 1,
+                            num_edges=len(self.true_edges(nodes)))
 
     def check_reconstruction(self, recon, victims: GraphVictims) -> None:
         n = len(victims.nodes)
@@ -229,17 +232,17 @@ class GraphTask(Task):
         if not np.isfinite(np.asarray(recon, dtype=np.float64)).all():
             raise ReconstructionError("edge scores contain NaN or inf values")
 
-    def true_edges(self, victims: GraphVictims) -> np.ndarray:
-        """The true undirected edges among the attacked nodes, in local indices (i < j)."""
+    def true_edges(self, nodes: torch.Tensor) -> np.ndarray:
+        """The true undirected edges among ``nodes``, in local indices (i < j)."""
         graph = self.graph()
         local = -np.ones(graph.num_nodes, dtype=np.int64)
-        local[victims.nodes.numpy()] = np.arange(len(victims.nodes))
+        local[nodes.numpy()] = np.arange(len(nodes))
         edges = local[graph.edges]
         return np.sort(edges[(edges >= 0).all(axis=1)], axis=1)
 
     def evaluation_pairs(self, victims: GraphVictims) -> tuple[np.ndarray, np.ndarray]:
         """(true edges, sampled non-edges) among the attacked nodes, in local indices."""
-        edges = self.true_edges(victims)
+        edges = self.true_edges(victims.nodes)
         rng = np.random.default_rng([self.seed, 7])
         return edges, sample_non_edges(len(victims.nodes), edges, len(edges), rng)
 
@@ -249,7 +252,7 @@ class GraphTask(Task):
         pos = scores[positives[:, 0], positives[:, 1]]
         neg = scores[negatives[:, 0], negatives[:, 1]]
         return {"auc": edge_auc(pos, neg), "ap": edge_average_precision(pos, neg),
-                "auc_all_pairs": edge_auc_all_pairs(scores, self.true_edges(victims))}
+                "auc_all_pairs": edge_auc_all_pairs(scores, positives)}
 
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:
