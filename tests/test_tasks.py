@@ -83,6 +83,26 @@ def test_cora_reads_the_real_planetoid_files(workdir):
     assert int(graph.train_mask.sum()) == 140 and int(graph.test_mask.sum()) == 1000
 
 
+def test_pubmed_without_data_names_the_missing_files(workdir):
+    with pytest.raises(MissingDataError) as error:
+        _task("task=pubmed")
+    assert "planetoid/PubMed/raw/ind.pubmed.x" in str(error.value)
+
+
+@needs_shared_data
+def test_a_random_split_is_drawn_from_the_seed_and_named(workdir):
+    public = _task("task=cora", f"paths.data={SHARED_DATA}").graph()
+    drawn = _task("task=cora", "task.split=random", f"paths.data={SHARED_DATA}").graph()
+    again = _task("task=cora", "task.split=random", f"paths.data={SHARED_DATA}").graph()
+    other = _task("task=cora", "task.split=random", "seed=1", f"paths.data={SHARED_DATA}").graph()
+    assert drawn.split.startswith("random") and public.split == "public (Planetoid)"
+    assert int(drawn.train_mask.sum()) == 140 and int(drawn.test_mask.sum()) == 1000
+    assert not (drawn.train_mask & drawn.test_mask).any()
+    assert torch.equal(drawn.train_mask, again.train_mask)
+    assert not torch.equal(drawn.train_mask, public.train_mask)
+    assert not torch.equal(drawn.train_mask, other.train_mask)
+
+
 @needs_shared_data
 def test_records_with_the_real_gpt2_tokenizer(workdir):
     task = _task("task=records", f"task.tokenizer_path={SHARED_DATA / 'gpt2'}")
