@@ -43,38 +43,31 @@ class RelaxedAdjacency:
         self.matrix.fill_diagonal_(0)
 
     @torch.no_grad()
-    def project(self, budget: float, tolerance: float = 1e-5) -> None:
+    def project(self, budget: float, tolerance: float = 1e-4) -> None:
         """Euclidean projection onto {0 <= a <= 1, sum_{i<j} a_ij <= budget} (GraphMI,
         Sec. 3.2; Xu et al. IJCAI 2019, Eq. 9): a <- clip(a - mu, 0, 1), with mu >= 0 the root
-        of the piecewise-linear, decreasing h(mu) = sum clip(a - mu, 0, 1) - budget.
+        of h(mu) = sum_{i<j} clip(a_ij - mu, 0, 1) - budget.
 
-        Only positive entries can stay positive when mu > 0, and regula falsi (Illinois
-        variant) finds the root of a piecewise-linear function in a handful of passes where
-        bisection to the same tolerance takes ~17."""
+        With a already in [0, 1], h(mu) = sum_{a > mu} (a - mu) - budget on mu >= 0: convex,
+        decreasing and piecewise linear, so Newton's method from mu = 0 climbs to the root
+        from below without overshooting and is exact once the set {a > mu} stops changing
+        (a handful of steps). Entries at or below the current mu never count again and are
+        dropped, so after the first step each pass touches only the entries near the top;
+        bisection over all n^2 entries to the same precision took ~17 full passes."""
         self.matrix.clamp_(0, 1)
-        positive = self.matrix[self.matrix > 0]
-        mass = float(positive.sum()) / 2
-        if mass <= budget:
+        if float(self.matrix.sum()) / 2 <= budget:
             return
-
-        def excess(mu: float) -> float:
-            return float((positive - mu).clamp_(0, 1).sum()) / 2 - budget
-
-        low, high = 0.0, float(positive.max())
-        f_low, f_high = mass - budget, -budget
-        while high - low > tolerance:
-            mu = high - f_high * (high - low) / (f_high - f_low)
-            f_mu = excess(mu)
-            if abs(f_mu) <= tolerance:
-                high = mu
+        candidates, mu = self.matrix.view(-1), 0.0
+        while True:
+            # h(mu) and -h'(mu) over both triangles (each pair counted twice); the count is
+            # the sum of signs of the clipped values, which avoids a boolean mask's int64 sum.
+            above = (candidates - mu).clamp_(min=0)
+            excess = float(above.sum()) - 2 * budget
+            if excess <= 2 * tolerance:
                 break
-            if f_mu > 0:
-                low, f_low = mu, f_mu
-                f_high /= 2
-            else:
-                high, f_high = mu, f_mu
-                f_low /= 2
-        self.matrix.sub_(high).clamp_(0, 1)
+            mu += excess / float(above.sign_().sum())
+            candidates = candidates[candidates > mu]
+        self.matrix.sub_(mu).clamp_(0, 1)
 
 
 class DenseGCN:

@@ -68,11 +68,11 @@ class MCGRA(Attack):
         weights = {name: float(cfg["weights"][name]) for name in ("supervised", "hidden",
                                                                   "posteriors", "entropy")}
         sparsity, lr = float(cfg["sparsity"]), float(cfg["lr"])
-        first, second = torch.zeros(n, n), torch.zeros(n, n)  # Adam moments of the pair weights
-        beta1, beta2 = 0.9, 0.999
+        # Fused Adam: one pass over the n x n weights and moments per step.
+        optimizer = torch.optim.Adam([adjacency.matrix], lr=lr, fused=True)
         steps = int(cfg["steps"])
         with progress_bar(steps, "mc-gra", self.progress) as bar:
-            for step in range(1, steps + 1):
+            for _ in range(steps):
                 state = gcn.forward(adjacency.matrix)
                 hidden = state["hidden"].clone().requires_grad_(True)
                 logits = state["logits"].clone().requires_grad_(True)
@@ -89,19 +89,17 @@ class MCGRA(Attack):
                                                          materialize_grads=True)
                 left, right = gcn.low_rank_gradient(state, d_logits, d_hidden)
                 with torch.no_grad():
-                    grad = left @ right.T
-                    grad += grad.T.clone()
-                    a = adjacency.matrix.clamp(1e-4, 1 - 1e-4)
-                    # d/da of mean binary entropy h(a) = log((1 - a) / a) / #pairs
-                    grad += weights["entropy"] * torch.log((1 - a) / a) / pairs
+                    # pair gradient G + G^T of G = U V^T, as one product [U V] [V U]^T
+                    grad = torch.cat([left, right], 1) @ torch.cat([right, left], 1).T
+                    # d/da of the mean binary entropy h(a) is -logit(a) / #pairs
+                    grad.sub_(torch.logit(adjacency.matrix, eps=1e-4),
+                              alpha=weights["entropy"] / pairs)
                     norm = float(adjacency.matrix.norm()) / math.sqrt(2)
                     if norm > 0:
-                        grad += sparsity * adjacency.matrix / norm
-                    first.mul_(beta1).add_(grad, alpha=1 - beta1)
-                    second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                    update = (first / (1 - beta1 ** step)) / (
-                        (second / (1 - beta2 ** step)).sqrt_() + 1e-8)
-                    adjacency.matrix.sub_(update, alpha=lr).fill_diagonal_(0)
+                        grad.add_(adjacency.matrix, alpha=sparsity / norm)
+                    adjacency.matrix.grad = grad.fill_diagonal_(0)
+                    optimizer.step()
+                    adjacency.matrix.fill_diagonal_(0)
                 adjacency.project(edge_budget)
                 bar.update()
         final = gcn.forward(adjacency.matrix)
