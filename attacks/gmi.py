@@ -10,7 +10,8 @@ Stage 2 (Algorithm 1, Eqs. 3-5) searches the latent space for each attacked iden
 with SGD + Nesterov momentum, z clipped to [-1, 1] after each step, and one random restart per
 reconstruction (the paper's 5 restarts = ``samples_per_identity``). All identities and restarts
 are optimised as one batch; the loss is summed over the batch so each latent's update does not
-depend on how many run together.
+depend on how many run together. ``identity_loss`` is the hook LOMMA (``attacks/lomma.py``)
+replaces.
 """
 
 from __future__ import annotations
@@ -18,39 +19,48 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from attacks._image_objectives import freeze, search_latents
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
-from tasks.training import progress_bar
+
+GMI_CITATION = Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
+                        "Neural Networks", "Zhang et al.", "CVPR", 2020,
+                        "https://arxiv.org/abs/1911.07135")
 
 
-@register_attack(
-    "gmi", modalities=("image",), access="whitebox", version="1.0",
-    citation=Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
-                      "Neural Networks", "Zhang et al.", "CVPR", 2020,
-                      "https://arxiv.org/abs/1911.07135"))
-class GMI(UsesGANPrior, Attack):
-    def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
-        generator_net, critic = prior.generator.eval(), prior.discriminator.eval()
-        for parameter in prior.parameters():
-            parameter.requires_grad_(False)
+class IdentityLoss:
+    """The identity term of a white-box image attack, per sample (the hook LOMMA replaces)."""
+
+    def identity_loss(self, access, images: torch.Tensor, labels: torch.Tensor,
+                      target_prior) -> torch.Tensor:
+        return F.cross_entropy(access.model(images), labels, reduction="none")
+
+    def own_prior(self, target_prior):
+        """The attack's own target-derived prior inside ``target_prior`` (LOMMA wraps it)."""
+        return target_prior
+
+
+@register_attack("gmi", modalities=("image",), access="whitebox", version="1.1",
+                 citation=GMI_CITATION)
+class GMI(IdentityLoss, UsesGANPrior, Attack):
+    def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator,
+            target_prior=None):
+        generator_net, critic = freeze(prior.generator), freeze(prior.discriminator)
         labels = victims.classes.repeat_interleave(victims.per_class)
         z = torch.randn(len(labels), prior.z_dim, generator=generator).requires_grad_(True)
         optimizer = torch.optim.SGD([z], lr=float(self.cfg["lr"]),
                                     momentum=float(self.cfg["momentum"]), nesterov=True)
         lam, clip = float(self.cfg["lambda_id"]), float(self.cfg["clip"])
-        with progress_bar(int(budget["steps"]), "gmi", self.progress) as bar:
-            for _ in range(int(budget["steps"])):
-                images = generator_net(z)
-                prior_loss = -critic(images)
-                identity_loss = F.cross_entropy(access.model(images), labels, reduction="none")
-                loss = (prior_loss + lam * identity_loss).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    z.clamp_(-clip, clip)
-                bar.update()
+
+        def loss() -> torch.Tensor:
+            images = generator_net(z)
+            return -critic(images) + lam * self.identity_loss(access, images, labels,
+                                                              target_prior)
+
+        search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
+                       desc=self.cfg["name"], progress=self.progress,
+                       after_step=lambda: z.clamp_(-clip, clip))
         with torch.no_grad():
             return generator_net(z).view(len(victims.classes), victims.per_class,
                                          *victims.image_shape)

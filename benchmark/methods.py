@@ -44,9 +44,22 @@ class Defense:
     def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels)
 
+    def training_step(self, model: torch.nn.Module, inputs: torch.Tensor,
+                      labels: torch.Tensor) -> torch.Tensor:
+        """The loss of one minibatch; defenses with terms beyond the logits (MID's KL, BiDO's
+        HSIC) override it."""
+        return self.training_loss(model(inputs), labels)
+
+    def adapt_target(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The target architecture this defense trains (MID adds a bottleneck head, DP-SGD
+        replaces batch norm); called on the untrained model before training or loading."""
+        return model
+
     # Optional hooks a defense may define (a task calls them when present):
     #   perturb_edges(edges, num_nodes, rng) -> edges    graph the target trains and runs on
     #   private_gradient(per_example_grads, params, n)  DP-SGD's clipped, noised gradient
+    #   fit_image_target(model, data, settings, progress) -> meta   replaces the image task's
+    #       training loop (transfer learning, DP-SGD); ``data`` is a tasks.images.TrainingData
 
     def transform_output(self, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return probs
@@ -72,7 +85,20 @@ class Attack:
         """Train ``prior`` on the task's PUBLIC data only; return metadata for the record."""
         return {}
 
-    def run(self, access: Any, victims: Any, prior: Any, budget: dict, generator: torch.Generator):
+    def build_target_prior(self, task: "Task") -> torch.nn.Module | None:
+        """White-box attacks only: an untrained artifact derived from public data AND the
+        target (KEDMI's GAN, PLG-MI's conditional GAN, LOMMA's students), or None. The runner
+        caches it per trained target and passes it to ``run`` as ``target_prior``."""
+        return None
+
+    def train_target_prior(self, model: torch.nn.Module, public: Any, target: torch.nn.Module,
+                           teacher: Any, progress: bool) -> dict:
+        """Train ``model`` on PUBLIC data, reading the target through ``teacher`` (queries ->
+        probabilities) or ``target`` (its features, for white-box attacks)."""
+        return {}
+
+    def run(self, access: Any, victims: Any, prior: Any, budget: dict, generator: torch.Generator,
+            **artifacts: Any):
         raise TypeError(f"{type(self).__name__} must implement run()")
 
 
@@ -90,6 +116,11 @@ class Task:
         self.cache_dir = Path(cache_dir)
         self.seed = seed
         self.offline = offline
+
+    def artifact_key(self) -> dict:
+        """What, beyond the task's YAML, changes its trained models (e.g. whether pretrained
+        weights were found): part of every cached artifact's key."""
+        return {}
 
     # Data --------------------------------------------------------------------------------
     def data_problems(self) -> list[str]:

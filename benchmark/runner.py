@@ -162,16 +162,20 @@ def run_cell(cfg: DictConfig) -> dict | None:
             task.use_defense(defense)
             attack = attack_entry.obj(cfg.attack)
             attack.progress = progress
-            task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed}
+            task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed,
+                        **task.artifact_key()}
 
             def train_target(model: torch.nn.Module) -> dict:
                 seed_everything(derive_seed(seed, "target"))
                 return task.train_target(model, defense, progress)
 
+            target_key = {**task_key, "defense": defense.target_key(),
+                          "defense_version": defense_entry.version if defense.kind == "train"
+                          else None}
             target, target_meta = cached(
-                "target", {**task_key, "defense": defense.target_key(),
-                           "defense_version": defense_entry.version if defense.kind == "train"
-                           else None}, seeded_build("target", task.build_target), train_target)
+                "target", target_key,
+                seeded_build("target", lambda: defense.adapt_target(task.build_target())),
+                train_target)
             record["provenance"]["target"] = {k: v for k, v in target_meta.items() if k != "config"}
 
             evaluator = seeded_build("evaluator", task.build_evaluator)
@@ -185,22 +189,50 @@ def run_cell(cfg: DictConfig) -> dict | None:
                 record["provenance"]["evaluator"] = {
                     k: v for k, v in evaluator_meta.items() if k != "config"}
 
+            if "prior_steps" in budget:  # the suite fixes every attack prior's training length
+                for block in ("prior", "target_prior"):
+                    if isinstance(attack.cfg.get(block), dict):
+                        attack.cfg[block]["steps"] = int(budget["prior_steps"])
+
+            def prior_key(block: str, module: torch.nn.Module) -> dict:
+                # Keyed by the prior's class and settings, not by the attack: attacks with the
+                # same prior block share one trained prior, and attack-time knobs reuse it.
+                kind = type(module)
+                return {**task_key, block: attack.cfg.get(block),
+                        "class": f"{kind.__module__}.{kind.__qualname__}",
+                        "version": getattr(kind, "version", "1")}
+
             prior = seeded_build("prior", lambda: attack.build_prior(task))
             if prior is not None:
                 def train_prior(model: torch.nn.Module) -> dict:
                     seed_everything(derive_seed(seed, "prior"))
                     return attack.train_prior(model, task.public_data(), progress)
 
-                # Keyed by the prior's class and settings, not by the attack: attacks with the
-                # same prior block share one trained prior, and attack-time knobs reuse it.
-                prior_class = type(prior)
-                prior, prior_meta = cached(
-                    "prior", {**task_key, "prior": plain(cfg.attack).get("prior"),
-                              "class": f"{prior_class.__module__}.{prior_class.__qualname__}",
-                              "version": getattr(prior_class, "version", "1")},
-                    prior, train_prior)
+                prior, prior_meta = cached("prior", prior_key("prior", prior), prior,
+                                           train_prior)
                 record["provenance"]["prior"] = {k: v for k, v in prior_meta.items()
                                                  if k != "config"}
+
+            # Artifacts an attack derives from public data AND the target (KEDMI's and PLG-MI's
+            # GANs, LOMMA's distilled students): white-box only, cached per trained target.
+            extra = {}
+            if attack_entry.access == "whitebox":
+                target_prior = seeded_build("target_prior",
+                                            lambda: attack.build_target_prior(task))
+                if target_prior is not None:
+                    teacher = task.probs_fn(target)
+
+                    def train_target_prior(model: torch.nn.Module) -> dict:
+                        seed_everything(derive_seed(seed, "target_prior"))
+                        return attack.train_target_prior(model, task.public_data(), target,
+                                                         teacher, progress)
+
+                    extra["target_prior"], meta = cached(
+                        "target_prior", {**prior_key("target_prior", target_prior),
+                                         "target": target_key}, target_prior,
+                        train_target_prior)
+                    record["provenance"]["target_prior"] = {k: v for k, v in meta.items()
+                                                            if k != "config"}
 
             target.eval()
             release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))
@@ -218,7 +250,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
                                 topk=int(budget.get("topk", 5)))
             generator = seed_everything(derive_seed(seed, "attack"))
             attack_started = time.perf_counter()
-            recon = attack.run(access, victims, prior, budget, generator)
+            recon = attack.run(access, victims, prior, budget, generator, **extra)
             timings["attack_seconds"] = time.perf_counter() - attack_started
             queries = access.queries  # scoring and utility below are not the attacker's
             if isinstance(access, WhiteBoxAccess):

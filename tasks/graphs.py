@@ -18,7 +18,6 @@ protocol), and ``auc_all_pairs`` over every pair of attacked nodes (GraphMI's pr
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.cache import file_sha256
+from tasks.downloads import online
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
@@ -410,14 +410,6 @@ def planetoid_like_split(y: torch.Tensor, rng: np.random.Generator) -> list[torc
 
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 PLANETOID_SOURCE = "https://github.com/kimiyoung/planetoid/tree/master/data"
-
-
-def online(host: str = "github.com", timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 class PlanetoidTask(GraphTask):

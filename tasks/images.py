@@ -11,6 +11,7 @@ attack, judges them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,45 +23,8 @@ from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
 from metrics.attack_accuracy import attack_accuracy
 from metrics.knn_distance import knn_feature_distance
+from tasks.face_models import build_image_model, load_pretrained, pretrained_source
 from tasks.training import accuracy, fit_classifier, predict_in_batches
-
-
-class SmallCNN(nn.Module):
-    """Target for the mini image tasks: two conv blocks and a two-layer head."""
-
-    def __init__(self, num_classes: int, channels: int = 1, size: int = 32, width: int = 32):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * width * (size // 4) ** 2, 128), nn.ReLU(),
-        )
-        self.head = nn.Linear(128, num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(images * 2 - 1))
-
-
-class EvaluationCNN(nn.Module):
-    """Evaluation model: a different architecture (BN, three blocks, global pooling)."""
-
-    def __init__(self, num_classes: int, channels: int = 1, width: int = 24):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.BatchNorm2d(4 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.head = nn.Linear(4 * width, num_classes)
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(images * 2 - 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
 
 
 @dataclass
@@ -76,6 +40,19 @@ class ImageVictims:
 @dataclass
 class PublicImages:
     images: torch.Tensor  # [N, C, H, W] in [0, 1], no labels
+
+
+@dataclass
+class TrainingData:
+    """What a defense's own training loop (``fit_image_target``) gets: the private train split,
+    the public images with their identity labels (the defender owns the public data; transfer
+    learning pre-trains on it), and the shared minibatch loop."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    public_x: torch.Tensor
+    public_y: torch.Tensor
+    fit: object  # fit(model, images, labels, settings, step_loss, desc) -> None
 
 
 class ImageTask(Task):
@@ -112,41 +89,72 @@ class ImageTask(Task):
                 test_y += [new_label] * n_test
                 train_y += [new_label] * (len(members) - n_test)
             public_idx = np.flatnonzero(np.isin(labels, list(public)))
+            public_y = np.unique(labels[public_idx], return_inverse=True)[1]
             self._split_cache = {
                 "train_x": images[train_idx], "train_y": torch.tensor(train_y),
                 "test_x": images[test_idx], "test_y": torch.tensor(test_y),
-                "public_x": images[public_idx],
+                "public_x": self.load_public_images(images[public_idx]),
+                "public_y": torch.tensor(public_y),
             }
         return self._split_cache
+
+    def load_public_images(self, same_distribution: torch.Tensor) -> torch.Tensor:
+        """The attack prior's data: by default the public identities of the same dataset."""
+        return same_distribution
 
     def public_data(self) -> PublicImages:
         return PublicImages(self._splits()["public_x"])
 
+    def artifact_key(self) -> dict:
+        found = {}
+        for role in ("target", "evaluator"):
+            settings = self.cfg[role]
+            source = pretrained_source(str(settings["model"]), settings)
+            found[role] = str(source) if source is not None and Path(source).exists() else None
+        return {"pretrained_weights_found": found}
+
     def build_target(self) -> nn.Module:
-        return SmallCNN(self.num_classes, self.image_shape[0], self.image_shape[1],
-                        int(self.cfg["target"]["width"]))
+        settings = self.cfg["target"]
+        return build_image_model(str(settings["model"]), self.num_classes, self.image_shape,
+                                 settings)
 
     def build_evaluator(self) -> nn.Module:
-        return EvaluationCNN(self.num_classes, self.image_shape[0],
-                             int(self.cfg["evaluator"]["width"]))
+        settings = self.cfg["evaluator"]
+        return build_image_model(str(settings["model"]), self.num_classes, self.image_shape,
+                                 settings)
 
-    def _fit(self, model: nn.Module, settings: dict, loss_fn, desc: str, progress: bool) -> dict:
-        split = self._splits()
-        fit_classifier(model, split["train_x"], split["train_y"], epochs=int(settings["epochs"]),
+    def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: dict,
+            step_loss, desc: str, progress: bool = True) -> None:
+        fit_classifier(model, images, labels, epochs=int(settings["epochs"]),
                        lr=float(settings["lr"]), batch_size=int(settings["batch_size"]),
-                       weight_decay=float(settings.get("weight_decay", 0.0)), loss_fn=loss_fn,
-                       desc=desc, progress=progress)
-        logits = predict_in_batches(model, split["test_x"])
-        return {"test_accuracy": accuracy(logits, split["test_y"]),
-                "architecture": type(model).__name__, "pretrained": False}
+                       weight_decay=float(settings.get("weight_decay", 0.0)),
+                       flip=bool(self.cfg.get("flip", False)), step_loss=step_loss, desc=desc,
+                       progress=progress)
+
+    def _fit(self, model: nn.Module, role: str, defense: Defense, progress: bool) -> dict:
+        split, settings = self._splits(), self.cfg[role]
+        meta = {"architecture": model.architecture,
+                **load_pretrained(model, settings, self.offline)}
+        desc = f"{role} {self.cfg['name']}"
+        if hasattr(defense, "fit_image_target"):
+            data = TrainingData(split["train_x"], split["train_y"], split["public_x"],
+                                split["public_y"],
+                                lambda m, x, y, s, loss, d: self.fit(m, x, y, s, loss, d,
+                                                                     progress))
+            meta.update(defense.fit_image_target(model, data, settings, progress))
+        else:
+            self.fit(model, split["train_x"], split["train_y"], settings, defense.training_step,
+                     desc, progress)
+        model.eval()
+        meta["test_accuracy"] = accuracy(predict_in_batches(model, split["test_x"]),
+                                         split["test_y"])
+        return meta
 
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
-        return self._fit(model, self.cfg["target"], defense.training_loss,
-                         f"target {self.cfg['name']}", progress)
+        return self._fit(model, "target", defense, progress)
 
     def train_evaluator(self, model: nn.Module, progress: bool) -> dict:
-        return self._fit(model, self.cfg["evaluator"], F.cross_entropy,
-                         f"evaluator {self.cfg['name']}", progress)
+        return self._fit(model, "evaluator", Defense(), progress)
 
     def probs_fn(self, target: nn.Module):
         return lambda images: F.softmax(target(images), dim=-1)

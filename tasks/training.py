@@ -15,10 +15,15 @@ def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
 
 def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
                    epochs: int, lr: float, batch_size: int,
-                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                   weight_decay: float = 0.0, desc: str = "train", progress: bool = True) -> None:
-    """Adam on shuffled minibatches (shuffle order from the global torch seed)."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+                   step_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor],
+                                       torch.Tensor],
+                   weight_decay: float = 0.0, flip: bool = False, desc: str = "train",
+                   progress: bool = True) -> None:
+    """Adam on shuffled minibatches (shuffle order from the global torch seed) over the
+    trainable parameters. ``step_loss(model, images, labels)`` is the training objective (a
+    defense's); ``flip`` mirrors half of each batch horizontally (face tasks)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(inputs) + batch_size - 1) // batch_size
     model.train()
     with progress_bar(epochs * steps_per_epoch, desc, progress) as bar:
@@ -26,7 +31,11 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
             order = torch.randperm(len(inputs))
             for start in range(0, len(inputs), batch_size):
                 batch = order[start:start + batch_size]
-                loss = loss_fn(model(inputs[batch]), labels[batch])
+                images = inputs[batch]
+                if flip:
+                    images = torch.where(torch.rand(len(batch), 1, 1, 1) < 0.5,
+                                         images.flip(-1), images)
+                loss = step_loss(model, images, labels[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

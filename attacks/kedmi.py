@@ -1,0 +1,145 @@
+"""KEDMI: knowledge-enriched distributional model inversion (Chen et al., ICCV 2021).
+
+Inversion-specific GAN (Sec. 3.1). The discriminator D has K outputs, one per target class; its
+real/fake score is Z(x) = sum_k exp(l_k(x)) (Salimans et al. 2016). It is trained on PUBLIC
+images with the target's soft labels p_T(x) as the extra knowledge (Eqs. 1-3):
+
+    L_D = L_sup + L_unsup
+    L_sup   = -E_x sum_k p_T(k|x) log softmax(l(x))_k
+    L_unsup = -E_x log(Z(x) / (Z(x) + 1)) - E_z log(1 / (Z(G(z)) + 1))
+
+and the generator by feature matching on D's penultimate features f (Eq. 4):
+L_G = || E_x f(x) - E_z f(G(z)) ||_1.
+
+Distributional recovery (Sec. 3.2, Eq. 5): per identity a Gaussian N(mu, sigma^2) over latents,
+learned by reparameterisation z = mu + sigma * eps:
+
+    min_{mu, sigma}  E_eps [ L_prior(G(z)) + lambda * CE(T(G(z)), y) ],  L_prior = -log D_real
+
+and the reconstructions are samples of the learned distribution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from attacks._image_objectives import freeze, search_latents
+from attacks.gan_prior import Generator
+from attacks.gmi import IdentityLoss
+from benchmark.methods import Attack
+from benchmark.registry import Citation, register_attack
+from tasks.training import predict_in_batches, progress_bar
+
+
+class ClassDiscriminator(nn.Module):
+    """DCGAN-style convolutional body with K class logits (KEDMI's discriminator)."""
+
+    def __init__(self, channels: int, size: int, width: int, num_classes: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        features, out, current = channels, width, size
+        while current > 4:
+            layers += [nn.Conv2d(features, out, 4, 2, 1), nn.LeakyReLU(0.2)]
+            features, out, current = out, out * 2, current // 2
+        self.body = nn.Sequential(*layers, nn.Flatten())
+        self.classify = nn.Linear(features * 16, num_classes)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images * 2 - 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(images))
+
+
+class KEDMIPrior(nn.Module):
+    version = "1"
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
+                 width: int):
+        super().__init__()
+        channels, size, _ = image_shape
+        self.generator = Generator(z_dim, channels, size, width)
+        self.discriminator = ClassDiscriminator(channels, size, width, num_classes)
+        self.z_dim = z_dim
+
+
+def realness(logits: torch.Tensor) -> torch.Tensor:
+    """log Z(x) = logsumexp of the class logits; D_real(x) = sigmoid(log Z(x))."""
+    return torch.logsumexp(logits, dim=1)
+
+
+def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.Tensor, *,
+                    steps: int, batch_size: int, lr: float, progress: bool) -> dict:
+    generator, discriminator = prior.generator, prior.discriminator
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+    generator.train()
+    discriminator.train()
+    with progress_bar(steps, "KEDMI GAN (public data, target soft labels)", progress) as bar:
+        for _ in range(steps):
+            index = torch.randint(len(images), (batch_size,))
+            real, target_probs = images[index], soft_labels[index]
+            with torch.no_grad():
+                fake = generator(torch.randn(batch_size, prior.z_dim))
+            real_logits, fake_logits = discriminator(real), discriminator(fake)
+            supervised = -(target_probs * F.log_softmax(real_logits, dim=1)).sum(1).mean()
+            unsupervised = (F.softplus(-realness(real_logits)).mean()
+                            + F.softplus(realness(fake_logits)).mean())
+            opt_d.zero_grad(set_to_none=True)
+            (supervised + unsupervised).backward()
+            opt_d.step()
+            fake = generator(torch.randn(batch_size, prior.z_dim))
+            matching = (discriminator.features(real).detach().mean(0)
+                        - discriminator.features(fake).mean(0)).abs().mean()
+            opt_g.zero_grad(set_to_none=True)
+            matching.backward()
+            opt_g.step()
+            bar.update()
+    prior.eval()
+    return {"supervised_loss": supervised.item(), "unsupervised_loss": unsupervised.item(),
+            "feature_matching_loss": matching.item(), "public_images": len(images)}
+
+
+@register_attack(
+    "kedmi", modalities=("image",), access="whitebox", version="1.0",
+    citation=Citation("Knowledge-Enriched Distributional Model Inversion Attacks",
+                      "Chen et al.", "ICCV", 2021, "https://arxiv.org/abs/2010.04092"))
+class KEDMI(IdentityLoss, Attack):
+    def build_target_prior(self, task) -> KEDMIPrior:
+        settings = self.cfg["target_prior"]
+        return KEDMIPrior(task.image_shape, task.num_classes, int(settings["z_dim"]),
+                          int(settings["width"]))
+
+    def train_target_prior(self, model: KEDMIPrior, public, target, teacher,
+                           progress: bool) -> dict:
+        settings = self.cfg["target_prior"]
+        soft = predict_in_batches(teacher, public.images)
+        return train_kedmi_gan(model, public.images, soft, steps=int(settings["steps"]),
+                               batch_size=int(settings["batch_size"]),
+                               lr=float(settings["lr"]), progress=progress)
+
+    def run(self, access, victims, prior, budget: dict, generator: torch.Generator,
+            target_prior=None):
+        gan = self.own_prior(target_prior)
+        generator_net, discriminator = freeze(gan.generator), freeze(gan.discriminator)
+        identities, per = len(victims.classes), victims.per_class
+        mu = torch.zeros(identities, 1, gan.z_dim).requires_grad_(True)
+        log_sigma = torch.zeros(identities, 1, gan.z_dim).requires_grad_(True)
+        labels = victims.classes.repeat_interleave(per)
+        optimizer = torch.optim.Adam([mu, log_sigma], lr=float(self.cfg["lr"]))
+        lam = float(self.cfg["lambda_id"])
+
+        def loss() -> torch.Tensor:
+            eps = torch.randn(identities, per, gan.z_dim, generator=generator)
+            images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))
+            prior_loss = F.softplus(-realness(discriminator(images)))
+            return prior_loss + lam * self.identity_loss(access, images, labels, target_prior)
+
+        search_latents([mu, log_sigma], loss, steps=int(budget["steps"]), optimizer=optimizer,
+                       desc=self.cfg["name"], progress=self.progress)
+        with torch.no_grad():
+            eps = torch.randn(identities, per, gan.z_dim, generator=generator)
+            images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))
+        return images.view(identities, per, *victims.image_shape)
