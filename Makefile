@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# facenet-pytorch pins an old torch; its runtime needs are in pyproject's dependencies
+	$(BIN)/python -m pip install --quiet --no-deps 'facenet-pytorch>=2.5'
 	touch $(STAMP)
 
 bench: $(STAMP)

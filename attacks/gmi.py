@@ -36,9 +36,10 @@ class IdentityLoss:
                       target_prior) -> torch.Tensor:
         return F.cross_entropy(access.model(images), labels, reduction="none")
 
-    def own_prior(self, target_prior):
-        """The attack's own target-derived prior inside ``target_prior`` (LOMMA wraps it)."""
-        return target_prior
+    @staticmethod
+    def own_prior(target_prior: dict):
+        """The attack's own target-derived prior (the ``target_prior`` block's artifact)."""
+        return target_prior["target_prior"]
 
 
 @register_attack("gmi", modalities=("image",), access="whitebox", version="1.1",

@@ -32,14 +32,13 @@ LOMMA_CITATION = Citation("Re-thinking Model Inversion Attacks Against Deep Neur
                           "Nguyen et al.", "CVPR", 2023, "https://arxiv.org/abs/2304.01669")
 
 
-class LOMMAArtifacts(nn.Module):
-    """The base attack's own target-derived prior (if any), the students and p_reg."""
+class LOMMAStudents(nn.Module):
+    """The augmented models and p_reg (the ``lomma`` block's artifact)."""
 
     version = "1"
 
-    def __init__(self, base: nn.Module | None, students: list[nn.Module], feature_dim: int):
+    def __init__(self, students: list[nn.Module], feature_dim: int):
         super().__init__()
-        self.base = base
         self.students = nn.ModuleList(students)
         self.register_buffer("p_reg", torch.zeros(feature_dim))
 
@@ -87,18 +86,17 @@ class LOMMA:
     cfg: dict
     progress: bool
 
-    def build_target_prior(self, task) -> LOMMAArtifacts:
+    def build_target_prior(self, task) -> dict:
         settings = self.cfg["lomma"]
         students = [build_image_model(name, task.num_classes, task.image_shape, {})
                     for name in settings["students"]]
         feature_dim = task.build_target().feature_dim
-        return LOMMAArtifacts(super().build_target_prior(task), students, feature_dim)
+        return {**super().build_target_prior(task), "lomma": LOMMAStudents(students, feature_dim)}
 
-    def train_target_prior(self, model: LOMMAArtifacts, public, target, teacher,
-                           progress: bool) -> dict:
+    def train_target_prior(self, model, public, target, teacher, progress: bool) -> dict:
+        if not isinstance(model, LOMMAStudents):
+            return super().train_target_prior(model, public, target, teacher, progress)
         meta = {}
-        if model.base is not None:
-            meta = super().train_target_prior(model.base, public, target, teacher, progress)
         settings = self.cfg["lomma"]
         images = public.images
         model.p_reg.copy_(predict_in_batches(target.features, images).mean(dim=0))
@@ -113,17 +111,15 @@ class LOMMA:
             meta[f"student{i}_agreement_public"] = agreement.float().mean().item()
         return meta
 
-    def own_prior(self, target_prior: LOMMAArtifacts):
-        return target_prior.base
-
     def identity_loss(self, access, images: torch.Tensor, labels: torch.Tensor,
-                      target_prior: LOMMAArtifacts) -> torch.Tensor:
+                      target_prior: dict) -> torch.Tensor:
+        students = target_prior["lomma"]
         with captured_input(access.model.head) as box:
             logits = access.model(images)
         per_model = [-logits.gather(1, labels[:, None]).squeeze(1)]
-        for student in target_prior.students:
+        for student in students.students:
             per_model.append(-student(images).gather(1, labels[:, None]).squeeze(1))
-        feature_term = (box["value"] - target_prior.p_reg).pow(2).mean(dim=1)
+        feature_term = (box["value"] - students.p_reg).pow(2).mean(dim=1)
         return torch.stack(per_model).mean(dim=0) + float(self.cfg["lomma"]["lambda_reg"]) * \
             feature_term
 

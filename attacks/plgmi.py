@@ -87,10 +87,10 @@ class PLGMI(IdentityLoss, Attack):
     def identity_loss(self, access, images, labels, target_prior):
         return max_margin_loss(access.model(images), labels)
 
-    def build_target_prior(self, task) -> PLGMIPrior:
+    def build_target_prior(self, task) -> dict:
         settings = self.cfg["target_prior"]
-        return PLGMIPrior(task.image_shape, task.num_classes, int(settings["z_dim"]),
-                          int(settings["width"]))
+        return {"target_prior": PLGMIPrior(task.image_shape, task.num_classes,
+                                       int(settings["z_dim"]), int(settings["width"]))}
 
     def train_target_prior(self, model: PLGMIPrior, public, target, teacher,
                            progress: bool) -> dict:

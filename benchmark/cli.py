@@ -4,6 +4,7 @@
     invbench bench [OVERRIDES]   the suite's sweep (Hydra multirun), then the leaderboard
     invbench list                every registered task, attack, defense and metric
     invbench report              rebuild leaderboard/site/ from results/ alone
+    invbench data NAME           download a dataset (online) or print where to put it
 
 OVERRIDES are Hydra overrides. In ``bench``, ``attack=gmi,link-steal-0`` or
 ``'attack=[gmi,link-steal-0]'`` restricts the sweep; ``hydra/launcher=joblib
@@ -17,6 +18,7 @@ import logging
 import os
 import warnings
 import sys
+import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -24,8 +26,8 @@ from omegaconf import DictConfig
 
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, UnknownNameError, \
-    load_all
-from benchmark.runner import build_task
+    incompatibility, load_all
+from benchmark.runner import build_task, is_offline
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
@@ -114,6 +116,24 @@ def command_run(overrides: list[str]) -> int:
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
+def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]:
+    """The sweep's compatible cells as Hydra grids: per task, attacks that apply to the same
+    defenses form one grid, so n/a cells are never launched (each launch costs a job)."""
+    groups = []
+    for task_name in sweep["task"]:
+        task = TASKS.get(task_name)
+        by_defenses: dict[tuple[str, ...], list[str]] = {}
+        for attack_name in sweep["attack"]:
+            attack = ATTACKS.get(attack_name)
+            defenses = tuple(d for d in sweep["defense"]
+                             if incompatibility(task, attack, DEFENSES.get(d)) is None)
+            if defenses:
+                by_defenses.setdefault(defenses, []).append(attack_name)
+        groups += [{"task": [task_name], "attack": attacks, "defense": list(defenses)}
+                   for defenses, attacks in by_defenses.items()]
+    return groups
+
+
 def command_bench(overrides: list[str]) -> int:
     chosen, rest = split_overrides(overrides)
     suite = chosen.get("suite", ["mini"])
@@ -141,12 +161,20 @@ def command_bench(overrides: list[str]) -> int:
                   f"{Path(str(cfg.paths.data)).resolve()} (set INVBENCH_DATA to add it)",
                   flush=True)
     sweep["task"] = tasks
-    argv = ["--multirun", f"suite={suite[0]}", *[f"{k}={','.join(v)}" for k, v in sweep.items()],
-            *rest]
+    groups = compatible_groups(sweep)
+    cells = sum(len(g["attack"]) * len(g["defense"]) for g in groups) * len(sweep["seed"])
+    total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
     print(f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
-          f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds "
-          f"(incompatible cells are n/a)", flush=True)
-    run_hydra(argv)
+          f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
+          f"{cells} cells to run, {total - cells} not applicable (n/a, not launched)", flush=True)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    for number, group in enumerate(groups):
+        argv = ["--multirun", f"suite={suite[0]}",
+                *[f"{k}={','.join(v)}" for k, v in group.items()],
+                f"seed={','.join(sweep['seed'])}", *rest]
+        if not any(o.startswith("hydra.sweep.dir=") for o in rest):
+            argv.append(f"hydra.sweep.dir=.invbench/hydra/sweep/{stamp}/{number}")
+        run_hydra(argv)
     return command_report(["--results", str(cfg.paths.results), "--site", str(cfg.paths.site)])
 
 
@@ -183,8 +211,23 @@ def command_report(argv: list[str]) -> int:
     return 0
 
 
+def command_data(argv: list[str]) -> int:
+    from tasks.downloads import DATASETS
+
+    parser = argparse.ArgumentParser(prog="invbench data")
+    parser.add_argument("name", help=f"one of: {', '.join(sorted(DATASETS))}")
+    parser.add_argument("--root", default=None, help="data root (default: paths.data)")
+    args = parser.parse_args(argv)
+    if args.name not in DATASETS:
+        raise UnknownNameError("dataset", args.name, sorted(DATASETS))
+    cfg = compose_config([])
+    root = Path(args.root or str(cfg.paths.data)).expanduser().resolve()
+    print(DATASETS[args.name](root, is_offline(cfg)), flush=True)
+    return 0
+
+
 COMMANDS = {"run": command_run, "bench": command_bench, "list": command_list,
-            "report": command_report}
+            "report": command_report, "data": command_data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,12 +12,21 @@ The runner (``benchmark/runner.py``) drives one cell through them::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A metric that could not be computed (e.g. its weights are absent offline), with the
+    reason; the record shows the value as null with this reason, never as a number."""
+
+    reason: str
 
 
 def plain(cfg: Any) -> dict:
@@ -85,16 +94,17 @@ class Attack:
         """Train ``prior`` on the task's PUBLIC data only; return metadata for the record."""
         return {}
 
-    def build_target_prior(self, task: "Task") -> torch.nn.Module | None:
-        """White-box attacks only: an untrained artifact derived from public data AND the
-        target (KEDMI's GAN, PLG-MI's conditional GAN, LOMMA's students), or None. The runner
-        caches it per trained target and passes it to ``run`` as ``target_prior``."""
-        return None
+    def build_target_prior(self, task: "Task") -> dict[str, torch.nn.Module]:
+        """White-box attacks only: untrained artifacts derived from public data AND the target
+        (KEDMI's GAN, PLG-MI's conditional GAN, LOMMA's students), keyed by the YAML block that
+        configures each. The runner trains each once per (class, block settings, trained
+        target) and passes the dict to ``run`` as ``target_prior``."""
+        return {}
 
     def train_target_prior(self, model: torch.nn.Module, public: Any, target: torch.nn.Module,
                            teacher: Any, progress: bool) -> dict:
-        """Train ``model`` on PUBLIC data, reading the target through ``teacher`` (queries ->
-        probabilities) or ``target`` (its features, for white-box attacks)."""
+        """Train one artifact of ``build_target_prior`` on PUBLIC data, reading the target
+        through ``teacher`` (queries -> probabilities) or ``target`` (white-box)."""
         return {}
 
     def run(self, access: Any, victims: Any, prior: Any, budget: dict, generator: torch.Generator,

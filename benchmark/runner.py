@@ -24,7 +24,7 @@ from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, released
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.cost import PeakMemory
 from benchmark.errors import InvbenchError, MissingDataError
-from benchmark.methods import plain
+from benchmark.methods import Unavailable, plain
 from benchmark.provenance import environment, git_state
 from benchmark.registry import ATTACKS, DEFENSES, TASKS, incompatibility, load_all
 from benchmark.results import SCHEMA_VERSION, read_record, record_path, write_record
@@ -77,6 +77,10 @@ def suite_budget(cfg: DictConfig) -> dict:
 def _metric_values(values: dict, higher_is_better: dict[str, bool]) -> dict:
     out = {}
     for name, value in values.items():
+        if isinstance(value, Unavailable):
+            out[name] = {"value": None, "unavailable": value.reason,
+                         "higher_is_better": higher_is_better.get(name, True)}
+            continue
         value = float(value)
         out[name] = {
             "value": value if math.isfinite(value) else None,
@@ -217,22 +221,24 @@ def run_cell(cfg: DictConfig) -> dict | None:
             # GANs, LOMMA's distilled students): white-box only, cached per trained target.
             extra = {}
             if attack_entry.access == "whitebox":
-                target_prior = seeded_build("target_prior",
-                                            lambda: attack.build_target_prior(task))
-                if target_prior is not None:
-                    teacher = task.probs_fn(target)
-
+                built = seeded_build("target_prior", lambda: attack.build_target_prior(task))
+                teacher = task.probs_fn(target)
+                artifacts = {}
+                for block, module in (built or {}).items():
                     def train_target_prior(model: torch.nn.Module) -> dict:
-                        seed_everything(derive_seed(seed, "target_prior"))
+                        seed_everything(derive_seed(seed, "target_prior", block))
                         return attack.train_target_prior(model, task.public_data(), target,
                                                          teacher, progress)
 
-                    extra["target_prior"], meta = cached(
-                        "target_prior", {**prior_key("target_prior", target_prior),
-                                         "target": target_key}, target_prior,
-                        train_target_prior)
-                    record["provenance"]["target_prior"] = {k: v for k, v in meta.items()
-                                                            if k != "config"}
+                    # keyed by class, settings block and trained target: kedmi and lomma-kedmi
+                    # share one KEDMI GAN, the lomma-* attacks one set of students
+                    artifacts[block], meta = cached(
+                        "target_prior", {**prior_key(block, module), "target": target_key},
+                        module, train_target_prior)
+                    record["provenance"][f"target_prior.{block}"] = {
+                        k: v for k, v in meta.items() if k != "config"}
+                if artifacts:
+                    extra["target_prior"] = artifacts
 
             target.eval()
             release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from benchmark.cache import atomic_write_bytes, file_md5
 from benchmark.errors import MissingDataError
 from benchmark.registry import Citation, register_task
-from tasks.downloads import online
+from tasks.downloads import dataset, online
 from tasks.images import ImageTask
 
 OLIVETTI_FILE = "olivetti_py3.pkz"
@@ -65,7 +66,12 @@ class Olivetti(ImageTask):
 
     def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         faces = self._fetch(download=False)
-        return torch.tensor(faces.images, dtype=torch.float32)[:, None], faces.target
+        images = torch.tensor(faces.images, dtype=torch.float32)[:, None]
+        size = int(self.cfg.get("image_size", 64))
+        if size != images.shape[-1]:
+            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                   align_corners=False).clamp(0, 1)
+        return images, faces.target
 
 
 def read_identities(path: Path) -> dict[str, int]:
@@ -231,3 +237,62 @@ def ffhq_problems(root: Path) -> list[str]:
                 f"{FFHQ_SOURCE}; or set task.public_root)"]
     return []
 
+
+
+@dataset("olivetti")
+def fetch_olivetti(data_root: Path, offline: bool) -> str:
+    home = data_root / "faces" / "sklearn_olivetti"
+    if (home / OLIVETTI_FILE).exists():
+        return f"olivetti: present at {home / OLIVETTI_FILE}"
+    if offline or not online("ndownloader.figshare.com"):
+        raise MissingDataError(
+            f"olivetti: offline. On an online machine run `invbench data olivetti`, or fetch "
+            f"{OLIVETTI_SOURCE} as scikit-learn does (fetch_olivetti_faces(data_home={home}) "
+            f"checks its sha256) and copy {OLIVETTI_FILE} into {home}/")
+    from sklearn.datasets import fetch_olivetti_faces
+
+    fetch_olivetti_faces(data_home=str(home), download_if_missing=True)
+    return f"olivetti: downloaded to {home / OLIVETTI_FILE} (sha256 checked by scikit-learn)"
+
+
+def celeba_instructions(root: Path) -> str:
+    return (f"celeba: fetch from {CELEBA_SOURCE}: Img/img_align_celeba.zip (md5 "
+            f"{CELEBA_MD5['img_align_celeba.zip']}), Anno/identity_CelebA.txt (md5 "
+            f"{CELEBA_MD5['identity_CelebA.txt']}), Eval/list_eval_partition.txt (md5 "
+            f"{CELEBA_MD5['list_eval_partition.txt']}); unzip the images so that "
+            f"{root}/img_align_celeba/000001.jpg exists and put both text files in {root}/")
+
+
+@dataset("celeba")
+def fetch_celeba(data_root: Path, offline: bool) -> str:
+    root = data_root / "celeba"
+    files = {name: root / name for name in ("identity_CelebA.txt", "list_eval_partition.txt")}
+    if (root / "img_align_celeba").is_dir() and all(p.exists() for p in files.values()):
+        bad = [p.name for name, p in files.items() if file_md5(p) != CELEBA_MD5[name]]
+        if bad:
+            raise MissingDataError(f"celeba: md5 mismatch for {', '.join(bad)} in {root}; "
+                                   + celeba_instructions(root))
+        return f"celeba: present at {root} (md5 of the identity and partition files verified)"
+    if offline or not online("drive.google.com"):
+        raise MissingDataError("celeba: offline. " + celeba_instructions(root))
+    try:
+        import torchvision
+
+        torchvision.datasets.CelebA(str(data_root), split="all", target_type="identity",
+                                    download=True)  # checks torchvision's md5 values
+    except Exception as error:  # Google Drive quotas, gdown missing: say what to do by hand
+        raise MissingDataError(f"celeba: the download failed ({error}). "
+                               + celeba_instructions(root)) from error
+    return f"celeba: downloaded to {root} (md5 checked by torchvision)"
+
+
+@dataset("ffhq")
+def fetch_ffhq(data_root: Path, offline: bool) -> str:
+    root = data_root / "ffhq"
+    if not ffhq_problems(root):
+        return f"ffhq: {len(ffhq_images(root))} images at {root}"
+    raise MissingDataError(
+        f"ffhq: not downloadable automatically (Google Drive, 70,000 images). Use the official "
+        f"script of {FFHQ_SOURCE} (`python download_ffhq.py --thumbs` fetches the 128x128 "
+        f"thumbnails, 2 GB, and checks their md5) and put the images (any sub-folders) under "
+        f"{root}/; invbench resizes them to 64x64")

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.cache import file_sha256
-from tasks.downloads import online
+from tasks.downloads import dataset, online
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
@@ -520,3 +520,24 @@ class PubMed(PlanetoidTask):
         meta = super().train_target(model, defense, progress)
         meta["raw_sha256"] = {path.name: file_sha256(path) for path in self.raw_files()}
         return meta
+
+
+def planetoid_fetcher(name: str):
+    def fetch(data_root: Path, offline: bool) -> str:
+        raw = data_root / "planetoid" / name / "raw"
+        files = [raw / f"ind.{name.lower()}.{part}" for part in PLANETOID_FILES]
+        if all(path.exists() for path in files):
+            return f"{name.lower()}: present at {raw}"
+        if offline or not online():
+            raise MissingDataError(
+                f"{name.lower()}: offline. Copy ind.{name.lower()}.{{{','.join(PLANETOID_FILES)}}}"
+                f" from {PLANETOID_SOURCE} into {raw}/")
+        from torch_geometric.datasets import Planetoid
+
+        Planetoid(str(data_root / "planetoid"), name)
+        return f"{name.lower()}: downloaded to {raw}"
+    return fetch
+
+
+for _name in ("Cora", "CiteSeer", "PubMed"):
+    dataset(_name.lower())(planetoid_fetcher(_name))

@@ -22,7 +22,9 @@ from benchmark.errors import ReconstructionError
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
 from metrics.attack_accuracy import attack_accuracy
+from metrics.fid import fid
 from metrics.knn_distance import knn_feature_distance
+from metrics.lpips_distance import nearest_lpips
 from tasks.face_models import build_image_model, load_pretrained, pretrained_source
 from tasks.training import accuracy, fit_classifier, predict_in_batches
 
@@ -60,7 +62,8 @@ class ImageTask(Task):
 
     modality = "image"
     primary_metric = "attack_acc@1"
-    metrics = {"attack_acc@1": True, "attack_acc@5": True, "knn_dist": False}
+    metrics = {"attack_acc@1": True, "attack_acc@5": True, "knn_dist": False, "fid": False,
+               "lpips": False}
 
     def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         """All images [N, C, H, W] in [0, 1] and their class (identity) labels."""
@@ -184,12 +187,16 @@ class ImageTask(Task):
         labels = victims.classes.repeat_interleave(victims.per_class)
         logits = predict_in_batches(evaluator, images)
         split = self._splits()
+        attacked = torch.isin(split["train_y"], victims.classes)
         return {
             "attack_acc@1": attack_accuracy(logits, labels, 1),
             "attack_acc@5": attack_accuracy(logits, labels, 5),
             "knn_dist": knn_feature_distance(
                 predict_in_batches(evaluator.features, images), labels,
                 predict_in_batches(evaluator.features, split["train_x"]), split["train_y"]),
+            "fid": fid(images, split["train_x"][attacked], self.offline),
+            "lpips": nearest_lpips(images, labels, split["train_x"], split["train_y"],
+                                   self.offline),
         }
 
     @torch.no_grad()

@@ -1,0 +1,230 @@
+"""Faces: the real face tasks and loaders, the model zoo, the image metrics and defenses."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attacks._image_objectives import max_margin_loss, poincare_loss
+from benchmark.cli import main
+from benchmark.errors import MissingDataError
+from benchmark.methods import Unavailable
+from benchmark.runner import build_task
+from defenses.bido import gaussian_kernel, normalised_hsic
+from defenses.dp_sgd import DPSGD
+from defenses.mid import MID
+from metrics.fid import fid, frechet_distance
+from tasks.face_models import build_image_model, load_pretrained
+from tests.conftest import SHARED_DATA, compose, needs_shared_data
+
+CELEBA_SUBSET = SHARED_DATA / "faces" / "celeba_subset"
+
+
+def _task(*overrides):
+    return build_task(compose(*overrides))
+
+
+# Metrics and losses against hand-computed values ----------------------------------------------
+def test_frechet_distance_matches_the_closed_form():
+    # N([0,0], I) vs N([1,2], 4I): ||d||^2 = 5, tr = 2 + 8 - 2 tr(sqrt(4I)) = 2  ->  7
+    assert frechet_distance(np.zeros(2), np.eye(2), np.array([1.0, 2.0]), 4 * np.eye(2)) == \
+        pytest.approx(7.0)
+    sigma = np.array([[2.0, 0.5], [0.5, 1.0]])
+    assert frechet_distance(np.ones(2), sigma, np.ones(2), sigma) == pytest.approx(0, abs=1e-6)
+
+
+def test_fid_without_weights_offline_is_unavailable_never_a_number(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    value = fid(torch.rand(4, 1, 32, 32), torch.rand(4, 1, 32, 32), offline=True)
+    assert isinstance(value, Unavailable)
+    assert "pt_inception-2015-12-05-6726825d.pth" in value.reason and str(tmp_path) in value.reason
+
+
+def test_identity_losses_by_hand():
+    logits = torch.tensor([[3.0, 1.0, 2.0]])
+    label = torch.tensor([0])
+    assert max_margin_loss(logits, label).item() == pytest.approx(-1.0)  # -3 + max(1, 2)
+    # u = [0.5, 1/6, 1/3], v = [1 - 1e-4, 0, 0]
+    u = np.array([0.5, 1 / 6, 1 / 3])
+    v = np.array([1 - 1e-4, 0, 0])
+    expected = np.arccosh(1 + 2 * ((u - v) ** 2).sum() / ((1 - (u ** 2).sum()) * (1 - (v ** 2).sum())))
+    assert poincare_loss(logits, label).item() == pytest.approx(expected, rel=1e-4)  # float32
+
+
+def test_hsic_of_a_kernel_with_itself_is_one_and_independent_noise_is_near_zero():
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    k = gaussian_kernel(x, 1.0)
+    assert normalised_hsic(k, k).item() == pytest.approx(1.0, abs=1e-5)
+    assert normalised_hsic(k, gaussian_kernel(torch.randn(64, 5), 1.0)).item() < 0.2
+
+
+# Defenses ------------------------------------------------------------------------------------
+def test_mid_is_a_bottleneck_in_training_and_deterministic_at_inference():
+    model = MID({"beta": 0.01, "bottleneck": 8}).adapt_target(
+        build_image_model("small-cnn", 5, (1, 32, 32), {"width": 8}))
+    x, y = torch.rand(6, 1, 32, 32), torch.arange(6) % 5
+    model.train()
+    loss = MID({"beta": 0.01, "bottleneck": 8}).training_step(model, x, y)
+    assert model.head.kl.item() > 0 and loss.item() > F.cross_entropy(model(x), y).item() - 10
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_dp_sgd_batched_gradient_equals_the_per_example_loop():
+    cfg = {"sample_rate": 0.5, "max_grad_norm": 1.0, "noise_multiplier": 0.0, "delta": 1e-5}
+    grads = [(torch.tensor([3.0, 4.0]), torch.tensor([[0.0]])),      # norm 5 -> scaled by 1/5
+             (torch.tensor([0.3, 0.4]), torch.tensor([[0.0]]))]      # norm 0.5 -> unchanged
+    params = [torch.zeros(2), torch.zeros(1, 1)]
+    looped = DPSGD(cfg).private_gradient(grads, params, num_examples=4)
+    # (0.6 + 0.3, 0.8 + 0.4) / (q n = 2)
+    assert torch.allclose(looped[0], torch.tensor([0.45, 0.6]))
+    batched = DPSGD(cfg).private_gradient_batched([torch.stack([g[0] for g in grads]),
+                                                   torch.stack([g[1] for g in grads])], 4)
+    assert torch.allclose(batched[0], looped[0])
+
+
+def test_dp_sgd_replaces_batch_norm_and_reports_epsilon(workdir):
+    task = _task("task=digits", "++task.target.epochs=1")
+    defense = DPSGD({"sample_rate": 0.25, "max_grad_norm": 1.0, "noise_multiplier": 1.0,
+                     "delta": 1e-5})
+    model = defense.adapt_target(task.build_target())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    meta = task.train_target(model, defense, progress=False)
+    assert meta["privacy"]["steps"] == 4 and 0 < meta["privacy"]["epsilon"] < 10
+
+
+# Models ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["vgg16", "ir152", "facenet64", "ir50", "test_resnet"])
+def test_face_models_take_64x64_faces(name):
+    model = build_image_model(name, 7, (3, 64, 64), {}).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64))
+        features = model.features(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 7) and features.shape == (2, model.feature_dim)
+
+
+def test_pretrained_weights_load_from_a_local_file_and_offline_trains_from_scratch(tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    model = build_image_model("vgg16", 3, (3, 64, 64), {})
+    meta = load_pretrained(model, {}, offline=True)
+    assert meta["pretrained"] is False and "vgg16_bn-6c64b313.pth" in meta["pretrained_reason"]
+    import torchvision
+
+    torch.manual_seed(1)
+    reference = torchvision.models.vgg16_bn()
+    torch.save(reference.state_dict(), tmp_path / "vgg.pth")
+    meta = load_pretrained(model, {"weights": str(tmp_path / "vgg.pth")}, offline=True)
+    assert meta["pretrained"] is True
+    assert torch.equal(model.backbone.features[0].weight, reference.features[0].weight)
+
+
+# Real face data ------------------------------------------------------------------------------
+@needs_shared_data
+def test_olivetti_has_20_private_identities_8_train_2_test_and_200_public_images(monkeypatch):
+    monkeypatch.setenv("INVBENCH_DATA", str(SHARED_DATA))
+    task = _task("task=olivetti", "task.image_size=64")  # native; mini runs it at 32x32
+    split = task._splits()
+    assert task.num_classes == 20 and split["train_x"].shape == (160, 1, 64, 64)
+    assert np.bincount(split["train_y"].numpy()).tolist() == [8] * 20
+    assert np.bincount(split["test_y"].numpy()).tolist() == [2] * 20
+    assert split["public_x"].shape == (200, 1, 64, 64)
+    assert not any(torch.equal(split["public_x"][0], x) for x in split["train_x"])
+
+
+def test_olivetti_missing_offline_names_the_file(workdir):
+    with pytest.raises(MissingDataError, match="olivetti_py3.pkz"):
+        _task("task=olivetti")
+
+
+def _celeba_copy(tmp_path, identities: int, aligned: bool):
+    """A CelebA folder with the real identity files and the subset's images of a few
+    identities; ``aligned`` re-saves them at the aligned 178x218 size (the crop path)."""
+    from PIL import Image
+
+    root = tmp_path / "celeba"
+    folder = root / ("img_align_celeba" if aligned else "img_celeba")
+    folder.mkdir(parents=True)
+    for name in ("identity_CelebA.txt", "list_eval_partition.txt"):
+        shutil.copy(CELEBA_SUBSET / name, root / name)
+    lines = dict(line.split() for line in (root / "identity_CelebA.txt").read_text().splitlines()
+                 if len(line.split()) == 2)
+    present = sorted(p.name for p in (CELEBA_SUBSET / "img_celeba").iterdir())
+    chosen = sorted({lines[name] for name in present})[:identities]
+    for name in present:
+        if lines[name] in chosen:
+            source = CELEBA_SUBSET / "img_celeba" / name
+            if aligned:
+                Image.open(source).convert("RGB").resize((178, 218)).save(folder / name)
+            else:
+                (folder / name).symlink_to(source)
+    return root
+
+
+@needs_shared_data
+def test_celeba_unaligned_photos_are_detected_cropped_and_cached(workdir, tmp_path):
+    root = _celeba_copy(tmp_path, identities=3, aligned=False)
+    task = _task("task=celeba", f"task.root={root}", "task.private_identities=2")
+    split = task._splits()
+    detected = len(split["train_x"]) + len(split["test_x"]) + len(split["public_x"])
+    assert detected >= 85  # 3 identities x 30 photos; MTCNN finds a face in (nearly) all
+    assert split["train_x"].shape[1:] == (3, 64, 64) and task.num_classes == 2
+    assert set(split["train_y"].tolist()) == {0, 1}
+    cached = list((workdir / "cache" / "faces").glob("celeba-mtcnn-*.pt"))
+    assert len(cached) == 1
+    again = _task("task=celeba", f"task.root={root}", "task.private_identities=2")._splits()
+    assert torch.equal(again["train_x"], split["train_x"])
+
+
+@needs_shared_data
+def test_celeba_aligned_images_are_centre_cropped_and_ffhq_replaces_the_public_set(workdir,
+                                                                                 tmp_path):
+    from PIL import Image
+
+    root = _celeba_copy(tmp_path, identities=3, aligned=True)
+    ffhq = tmp_path / "ffhq" / "00000"
+    ffhq.mkdir(parents=True)
+    for i in range(5):
+        Image.fromarray(np.full((128, 128, 3), 40 * i, dtype=np.uint8)).save(ffhq / f"{i}.png")
+    task = _task("task=celeba", f"task.root={root}", "task.private_identities=2")
+    split = task._splits()
+    assert split["train_x"].shape[1:] == (3, 64, 64) and len(split["public_x"]) == 30
+    crossed = _task("task=celeba", f"task.root={root}", "task.private_identities=2",
+                    "task.public=ffhq", f"task.public_root={tmp_path / 'ffhq'}")._splits()
+    assert crossed["public_x"].shape == (5, 3, 64, 64)
+    assert torch.allclose(crossed["public_x"][1], torch.full((3, 64, 64), 40 / 255), atol=1e-3)
+
+
+@needs_shared_data
+def test_celeba_checks_md5_and_names_what_is_missing(workdir, tmp_path):
+    root = _celeba_copy(tmp_path, identities=1, aligned=False)
+    with open(root / "identity_CelebA.txt", "a") as handle:
+        handle.write("999999.jpg 1\n")
+    with pytest.raises(MissingDataError, match="md5 mismatch.*32bd1bd63d3c78cd57e08160ec5ed1e2"):
+        _task("task=celeba", f"task.root={root}")
+    with pytest.raises(MissingDataError, match="img_align_celeba.*00d2c5bc6d35e252742224ab0c1e8fcb"):
+        _task("task=celeba", f"task.root={tmp_path / 'nothing'}")
+    with pytest.raises(MissingDataError, match="FFHQ"):
+        _task("task=celeba", f"task.root={CELEBA_SUBSET}", "task.public=ffhq",
+              f"task.public_root={tmp_path / 'no-ffhq'}")
+
+
+def test_invbench_data_offline_prints_what_to_fetch_and_where(workdir, capsys):
+    assert main(["data", "celeba", "--root", str(workdir / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "00d2c5bc6d35e252742224ab0c1e8fcb" in err and str(workdir / "data" / "celeba") in err
+    assert main(["data", "ffhq", "--root", str(workdir / "data")]) == 2
+    assert "ffhq-dataset" in capsys.readouterr().err
+    assert main(["data", "celebA"]) == 2
+    assert "Did you mean 'celeba'" in capsys.readouterr().err
+
+
+@needs_shared_data
+def test_invbench_data_finds_present_files(capsys):
+    assert main(["data", "olivetti", "--root", str(SHARED_DATA)]) == 0
+    assert "present" in capsys.readouterr().out
