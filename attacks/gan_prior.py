@@ -38,16 +38,25 @@ class Generator(nn.Module):
         return self.upsample(self.project(z).view(len(z), self.features, 4, 4))
 
 
+def downsampling_layers(channels: int, size: int, width: int,
+                        spectral: bool = False) -> tuple[list[nn.Module], int]:
+    """DCGAN discriminator body: stride-2 4x4 convolutions (width doubling) down to 4x4.
+    Returns the layers and the flattened feature count (the critics and discriminators of GMI,
+    KEDMI and PLG-MI; PLG-MI's are spectrally normalised)."""
+    layers: list[nn.Module] = []
+    features, out, current = channels, width, size
+    while current > 4:
+        conv = nn.Conv2d(features, out, 4, 2, 1)
+        layers += [nn.utils.spectral_norm(conv) if spectral else conv, nn.LeakyReLU(0.2)]
+        features, out, current = out, out * 2, current // 2
+    return layers, features * 16
+
+
 class Critic(nn.Module):
     def __init__(self, channels: int, size: int, width: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        features, current = channels, size
-        out = width
-        while current > 4:
-            layers += [nn.Conv2d(features, out, 4, 2, 1), nn.LeakyReLU(0.2)]
-            features, out, current = out, out * 2, current // 2
-        self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(features * 16, 1))
+        layers, features = downsampling_layers(channels, size, width)
+        self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(features, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images * 2 - 1).squeeze(1)

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks._image_objectives import freeze, search_latents
-from attacks.gan_prior import Generator
+from attacks.gan_prior import Generator, downsampling_layers
 from attacks.gmi import IdentityLoss
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -38,13 +38,9 @@ class ClassDiscriminator(nn.Module):
 
     def __init__(self, channels: int, size: int, width: int, num_classes: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        features, out, current = channels, width, size
-        while current > 4:
-            layers += [nn.Conv2d(features, out, 4, 2, 1), nn.LeakyReLU(0.2)]
-            features, out, current = out, out * 2, current // 2
+        layers, features = downsampling_layers(channels, size, width)
         self.body = nn.Sequential(*layers, nn.Flatten())
-        self.classify = nn.Linear(features * 16, num_classes)
+        self.classify = nn.Linear(features, num_classes)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images * 2 - 1)

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks._image_objectives import freeze, max_margin_loss, random_augment, search_latents
-from attacks.gan_prior import Generator
+from attacks.gan_prior import Generator, downsampling_layers
 from attacks.gmi import IdentityLoss
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -43,15 +43,10 @@ class ConditionalGenerator(nn.Module):
 class ProjectionDiscriminator(nn.Module):
     def __init__(self, channels: int, size: int, width: int, num_classes: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        features, out, current = channels, width, size
-        while current > 4:
-            layers += [nn.utils.spectral_norm(nn.Conv2d(features, out, 4, 2, 1)),
-                       nn.LeakyReLU(0.2)]
-            features, out, current = out, out * 2, current // 2
+        layers, features = downsampling_layers(channels, size, width, spectral=True)
         self.body = nn.Sequential(*layers, nn.Flatten())
-        self.psi = nn.utils.spectral_norm(nn.Linear(features * 16, 1))
-        self.embed = nn.utils.spectral_norm(nn.Embedding(num_classes, features * 16))
+        self.psi = nn.utils.spectral_norm(nn.Linear(features, 1))
+        self.embed = nn.utils.spectral_norm(nn.Embedding(num_classes, features))
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         phi = self.body(images * 2 - 1)

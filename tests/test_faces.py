@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -228,3 +229,29 @@ def test_invbench_data_offline_prints_what_to_fetch_and_where(workdir, capsys):
 def test_invbench_data_finds_present_files(capsys):
     assert main(["data", "olivetti", "--root", str(SHARED_DATA)]) == 0
     assert "present" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_every_image_attack_against_every_image_defense_runs(workdir, capsys):
+    """Smoke budgets on digits: every registered image method produces a valid record, the
+    target-derived artifacts are trained once per target and shared by the attacks that use
+    them, and a white-box attack's queries are its own forward passes."""
+    from benchmark.cache import ArtifactCache
+    from tests.conftest import SMOKE
+
+    assert main(["bench", *SMOKE, "task=digits", "++attack.lomma.student_epochs=1",
+                 "++defense.pretrain_epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "[failed]" not in out, out
+    records = {(r["attack"], r["defense"]): r for r in
+               (json.loads(p.read_text()) for p in (workdir / "results").rglob("*.json"))}
+    attacks = {"miface", "deepinversion", "gmi", "kedmi", "plgmi", "lomma-gmi", "lomma-kedmi",
+               "lomma-plgmi", "ppa", "gan-random"}
+    defenses = {"none", "label-smoothing", "negls", "mid", "bido", "tl", "dp-sgd"}
+    assert {(a, d) for a in attacks for d in defenses} <= set(records)
+    assert ("gmi", "rounding") not in records  # white-box x output defense: n/a, not launched
+    assert records[("ppa", "none")]["cost"]["queries"] == 3 * 3 * 2 * 4 + 10 * 3 * 2 * 4
+    trainings = [t["kind"] for t in ArtifactCache(workdir / "cache").trainings()]
+    # per target (7 training-time defenses): KEDMI's GAN, PLG-MI's cGAN, LOMMA's students
+    assert trainings.count("target") == 7 and trainings.count("target_prior") == 21
+    assert trainings.count("prior") == 1  # the public GMI prior, shared by gmi, ppa, lomma-gmi
