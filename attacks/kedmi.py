@@ -103,7 +103,7 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
     citation=Citation("Knowledge-Enriched Distributional Model Inversion Attacks",
                       "Chen et al.", "ICCV", 2021, "https://arxiv.org/abs/2010.04092"))
 class KEDMI(IdentityLoss, Attack):
-    def build_target_prior(self, task) -> dict:
+    def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["target_prior"]
         return {"target_prior": KEDMIPrior(task.image_shape, task.num_classes,
                                        int(settings["z_dim"]), int(settings["width"]))}

@@ -86,12 +86,12 @@ class LOMMA:
     cfg: dict
     progress: bool
 
-    def build_target_prior(self, task) -> dict:
+    def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["lomma"]
         students = [build_image_model(name, task.num_classes, task.image_shape, {})
                     for name in settings["students"]]
-        feature_dim = task.build_target().feature_dim
-        return {**super().build_target_prior(task), "lomma": LOMMAStudents(students, feature_dim)}
+        return {**super().build_target_prior(task, target),
+                "lomma": LOMMAStudents(students, target.feature_dim)}
 
     def train_target_prior(self, model, public, target, teacher, progress: bool) -> dict:
         if not isinstance(model, LOMMAStudents):

@@ -82,7 +82,7 @@ class PLGMI(IdentityLoss, Attack):
     def identity_loss(self, access, images, labels, target_prior):
         return max_margin_loss(access.model(images), labels)
 
-    def build_target_prior(self, task) -> dict:
+    def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["target_prior"]
         return {"target_prior": PLGMIPrior(task.image_shape, task.num_classes,
                                        int(settings["z_dim"]), int(settings["width"]))}

@@ -94,7 +94,8 @@ class Attack:
         """Train ``prior`` on the task's PUBLIC data only; return metadata for the record."""
         return {}
 
-    def build_target_prior(self, task: "Task") -> dict[str, torch.nn.Module]:
+    def build_target_prior(self, task: "Task",
+                           target: torch.nn.Module) -> dict[str, torch.nn.Module]:
         """White-box attacks only: untrained artifacts derived from public data AND the target
         (KEDMI's GAN, PLG-MI's conditional GAN, LOMMA's students), keyed by the YAML block that
         configures each. The runner trains each once per (class, block settings, trained

@@ -221,10 +221,11 @@ def run_cell(cfg: DictConfig) -> dict | None:
             # GANs, LOMMA's distilled students): white-box only, cached per trained target.
             extra = {}
             if attack_entry.access == "whitebox":
-                built = seeded_build("target_prior", lambda: attack.build_target_prior(task))
+                built = seeded_build("target_prior",
+                                     lambda: attack.build_target_prior(task, target))
                 teacher = task.probs_fn(target)
                 artifacts = {}
-                for block, module in (built or {}).items():
+                for block, module in built.items():
                     def train_target_prior(model: torch.nn.Module) -> dict:
                         seed_everything(derive_seed(seed, "target_prior", block))
                         return attack.train_target_prior(model, task.public_data(), target,
