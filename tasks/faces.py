@@ -46,26 +46,18 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 class Olivetti(ImageTask):
     """The ORL/Olivetti faces as scikit-learn caches them (40 x 10 grey 64x64 images)."""
 
-    def data_home(self) -> Path:
-        return self.data_root / "faces" / "sklearn_olivetti"
-
     def data_problems(self) -> list[str]:
-        path = self.data_home() / OLIVETTI_FILE
-        if not path.exists() and not self.offline and online("ndownloader.figshare.com"):
-            self._fetch(download=True)
-        if not path.exists():
-            return [f"missing: {path} (scikit-learn's fetch_olivetti_faces(data_home="
-                    f"{self.data_home()}) writes it when online; source {OLIVETTI_SOURCE})"]
+        try:  # present, or downloaded when online (the same path as `invbench data olivetti`)
+            fetch_olivetti(self.data_root, self.offline)
+        except MissingDataError as error:
+            return [str(error)]
         return []
 
-    def _fetch(self, download: bool):
+    def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         from sklearn.datasets import fetch_olivetti_faces
 
-        return fetch_olivetti_faces(data_home=str(self.data_home()),
-                                    download_if_missing=download)
-
-    def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
-        faces = self._fetch(download=False)
+        faces = fetch_olivetti_faces(data_home=str(olivetti_home(self.data_root)),
+                                     download_if_missing=False)
         images = torch.tensor(faces.images, dtype=torch.float32)[:, None]
         size = int(self.cfg.get("image_size", 64))
         if size != images.shape[-1]:
@@ -239,9 +231,13 @@ def ffhq_problems(root: Path) -> list[str]:
 
 
 
+def olivetti_home(data_root: Path) -> Path:
+    return data_root / "faces" / "sklearn_olivetti"
+
+
 @dataset("olivetti")
 def fetch_olivetti(data_root: Path, offline: bool) -> str:
-    home = data_root / "faces" / "sklearn_olivetti"
+    home = olivetti_home(data_root)
     if (home / OLIVETTI_FILE).exists():
         return f"olivetti: present at {home / OLIVETTI_FILE}"
     if offline or not online("ndownloader.figshare.com"):
