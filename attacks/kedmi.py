@@ -50,7 +50,7 @@ class ClassDiscriminator(nn.Module):
 
 
 class KEDMIPrior(nn.Module):
-    version = "1"
+    version = "2"  # 2: soft labels from the target in eval mode
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
                  width: int):
@@ -99,7 +99,7 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
 
 
 @register_attack(
-    "kedmi", modalities=("image",), access="whitebox", version="1.0",
+    "kedmi", modalities=("image",), access="whitebox", version="1.1",
     citation=Citation("Knowledge-Enriched Distributional Model Inversion Attacks",
                       "Chen et al.", "ICCV", 2021, "https://arxiv.org/abs/2010.04092"))
 class KEDMI(IdentityLoss, Attack):

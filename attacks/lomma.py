@@ -35,7 +35,7 @@ LOMMA_CITATION = Citation("Re-thinking Model Inversion Attacks Against Deep Neur
 class LOMMAStudents(nn.Module):
     """The augmented models and p_reg (the ``lomma`` block's artifact)."""
 
-    version = "1"
+    version = "2"  # 2: p_reg and soft labels from the target in eval mode
 
     def __init__(self, students: list[nn.Module], feature_dim: int):
         super().__init__()
@@ -124,19 +124,19 @@ class LOMMA:
             feature_term
 
 
-@register_attack("lomma-gmi", modalities=("image",), access="whitebox", version="1.0",
+@register_attack("lomma-gmi", modalities=("image",), access="whitebox", version="1.1",
                  citation=LOMMA_CITATION)
 class LOMMAGMI(LOMMA, GMI):
     """GMI with LOMMA's identity loss and augmented models."""
 
 
-@register_attack("lomma-kedmi", modalities=("image",), access="whitebox", version="1.0",
+@register_attack("lomma-kedmi", modalities=("image",), access="whitebox", version="1.1",
                  citation=LOMMA_CITATION)
 class LOMMAKEDMI(LOMMA, KEDMI):
     """KEDMI with LOMMA's identity loss and augmented models."""
 
 
-@register_attack("lomma-plgmi", modalities=("image",), access="whitebox", version="1.0",
+@register_attack("lomma-plgmi", modalities=("image",), access="whitebox", version="1.1",
                  citation=LOMMA_CITATION)
 class LOMMAPLGMI(LOMMA, PLGMI):
     """PLG-MI with LOMMA's identity loss (replacing the max-margin loss) and augmented models."""

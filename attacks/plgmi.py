@@ -54,7 +54,7 @@ class ProjectionDiscriminator(nn.Module):
 
 
 class PLGMIPrior(nn.Module):
-    version = "1"
+    version = "2"  # 2: pseudo-labels from the target in eval mode
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
                  width: int):
@@ -74,7 +74,7 @@ def top_n_pseudo_labels(probs: torch.Tensor, n: int) -> tuple[torch.Tensor, torc
 
 
 @register_attack(
-    "plgmi", modalities=("image",), access="whitebox", version="1.0",
+    "plgmi", modalities=("image",), access="whitebox", version="1.1",
     citation=Citation("Pseudo Label-Guided Model Inversion Attack via Conditional Generative "
                       "Adversarial Network", "Yuan et al.", "AAAI", 2023,
                       "https://arxiv.org/abs/2302.09814"))

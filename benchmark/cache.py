@@ -113,7 +113,9 @@ class ArtifactCache:
             module = build()
             meta = self._load_verified(directory, module)
             if meta is not None:
-                return module, meta, True
+                # artifacts are used for inference: a loaded module must behave as the freshly
+                # trained one did (batch norm on running statistics, no dropout)
+                return module.eval(), meta, True
             started = time.perf_counter()
             extra = train(module) or {}
             meta = {
@@ -126,7 +128,7 @@ class ArtifactCache:
             }
             self._store(directory, module, meta)
             self._log_training(kind, key, config)
-            return module, meta, False
+            return module.eval(), meta, False
 
     def _load_verified(self, directory: Path, module: torch.nn.Module) -> dict | None:
         meta_path, weights_path = directory / META, directory / WEIGHTS

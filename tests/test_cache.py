@@ -36,6 +36,26 @@ def test_trains_once_then_loads_the_same_weights(tmp_path):
     assert [t["config"] for t in cache.trainings()] == [{"a": 1}, {"a": 2}]
 
 
+def test_a_loaded_artifact_predicts_like_the_trained_one(tmp_path):
+    """Batch norm in train mode would answer with batch statistics (and update its running
+    ones): a cache hit must come back in eval mode, as a fresh training does."""
+    def build():
+        return torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+
+    def train(module):
+        module.train()
+        module(torch.randn(64, 3) * 5 + 2)  # moves the running statistics
+        return {}
+
+    cache = ArtifactCache(tmp_path)
+    fresh, _, hit = cache.get_or_train("target", {"bn": 1}, build, train)
+    assert not hit and not fresh.training
+    loaded, _, hit = cache.get_or_train("target", {"bn": 1}, build, train)
+    assert hit and not loaded.training
+    batch = torch.randn(4, 3)
+    assert torch.allclose(fresh(batch), loaded(batch))
+
+
 def _only_artifact(cache_root):
     (directory,) = [p for p in (cache_root / "target").iterdir() if p.is_dir()]
     return directory
