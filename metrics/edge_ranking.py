@@ -14,7 +14,8 @@ Two protocols, so that our numbers sit beside both papers':
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import average_precision_score
 
 from benchmark.registry import Citation, register_metric
 
@@ -40,11 +41,25 @@ def sample_non_edges(num_nodes: int, edges: np.ndarray, count: int,
     return np.array(sorted(chosen), dtype=np.int64).reshape(-1, 2)
 
 
+def rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC through the Mann-Whitney U statistic: (sum of the positives' ranks - P(P+1)/2)
+    / (P N), with tied scores sharing their average rank (a tie counts 1/2). Equal to
+    scikit-learn's roc_auc_score with one sort instead of a whole ROC curve (GraphMI's
+    all-pairs AUC sorts millions of pairs in every graph cell)."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUC needs positives and negatives, got {n_pos} and {n_neg}")
+    ranks = rankdata(np.asarray(scores, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 @register_metric("auc", modalities=("graph",), citation=LINK_STEALING)
 def edge_auc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
     """ROC AUC = P(score of a random edge > score of a random non-edge), ties counting 1/2."""
-    labels = np.r_[np.ones(len(positive_scores)), np.zeros(len(negative_scores))]
-    return float(roc_auc_score(labels, np.r_[positive_scores, negative_scores]))
+    labels = np.r_[np.ones(len(positive_scores), bool), np.zeros(len(negative_scores), bool)]
+    return rank_auc(np.r_[positive_scores, negative_scores], labels)
 
 
 @register_metric("ap", modalities=("graph",), citation=LINK_STEALING)
@@ -65,4 +80,4 @@ def edge_auc_all_pairs(scores: np.ndarray, edges: np.ndarray) -> float:
     rows, cols = np.triu_indices(n, k=1)
     labels = np.zeros((n, n), dtype=bool)
     labels[edges[:, 0], edges[:, 1]] = True
-    return float(roc_auc_score(labels[rows, cols], scores[rows, cols]))
+    return rank_auc(scores[rows, cols], labels[rows, cols])

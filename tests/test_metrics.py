@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from metrics.attack_accuracy import attack_accuracy
-from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision,
+from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision, rank_auc,
                                   sample_non_edges)
 from metrics.knn_distance import knn_feature_distance
 from metrics.text_overlap import exact_match, mean_sentence_bleu, token_set_f1
@@ -39,6 +40,17 @@ def test_auc_and_average_precision_hand_computed():
     # ranking 0.9(+) 0.5(-) 0.4(+) 0.1(-): AP = 0.5*1 + 0.5*(2/3).
     assert edge_average_precision(positives, negatives) == pytest.approx(0.5 + 1 / 3)
     assert edge_auc(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == pytest.approx(0.5)
+
+
+def test_rank_auc_counts_ties_as_half_like_the_roc_curve():
+    # positives 0.5, 0.5 against negatives 0.5, 0.2: pairs (pos > neg) 1 + 1, ties 1/2 + 1/2 -> 3/4
+    assert rank_auc(np.array([0.5, 0.5, 0.5, 0.2]), np.array([1, 1, 0, 0])) == pytest.approx(0.75)
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 20, 500).astype(float)  # many ties
+    labels = rng.random(500) < 0.3
+    assert rank_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    with pytest.raises(ValueError, match="positives and negatives"):
+        rank_auc(np.array([0.1, 0.2]), np.array([0, 0]))
 
 
 def test_non_edges_are_distinct_unordered_and_seeded():
