@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 from benchmark.runner import run_cell
+from benchmark.workers import threads_per_worker
 
 # Records of the cells this process ran (the basic launcher runs jobs in-process).
 FINISHED: list[dict] = []
@@ -13,6 +15,9 @@ FINISHED: list[dict] = []
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def cell(cfg: DictConfig) -> None:
+    workers = int(cfg.get("workers", 1))
+    if workers > 1:  # one of several worker processes: share the cores, do not oversubscribe
+        torch.set_num_threads(threads_per_worker(workers))
     record = run_cell(cfg)
     if record is not None:
         FINISHED.append(record)

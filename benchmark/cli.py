@@ -7,8 +7,9 @@
     invbench data NAME           download a dataset (online) or print where to put it
 
 OVERRIDES are Hydra overrides. In ``bench``, ``attack=gmi,link-steal-0`` or
-``'attack=[gmi,link-steal-0]'`` restricts the sweep; ``hydra/launcher=joblib
-hydra.launcher.n_jobs=2`` runs cells in parallel.
+``'attack=[gmi,link-steal-0]'`` restricts the sweep; ``jobs=N`` runs N cells at once in
+worker processes (default ``auto``: one per two cores, at least two; ``jobs=1`` runs them in
+this process, one after the other). A ``hydra/launcher=...`` override replaces that choice.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, UnknownNameError, \
     incompatibility, load_all
 from benchmark.runner import build_task, is_offline
+from benchmark.workers import resolve_jobs, threads_per_worker
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
@@ -140,7 +142,11 @@ def command_bench(overrides: list[str]) -> int:
     if len(suite) != 1:
         raise UsageError("invbench bench runs one suite at a time")
     check_name("suite", suite[0], None)
-    cfg = compose_config([f"suite={suite[0]}", *[o for o in rest if not o.startswith("hydra")]])
+    # composed with the first chosen task/attack/defense, so that overrides of their settings
+    # (defense.lambda_x=0.5 with defense=bido) compose here as they will in each cell
+    first = [f"{key}={chosen[key][0]}" for key in SWEPT if chosen.get(key)]
+    cfg = compose_config([f"suite={suite[0]}", *first,
+                          *[o for o in rest if not o.startswith("hydra")]])
     sweep: dict[str, list[str]] = {}
     for key, registry in SWEPT.items():
         values = chosen.get(key) or expand(cfg.suite[f"{key}s"], registry)
@@ -168,6 +174,7 @@ def command_bench(overrides: list[str]) -> int:
           f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
           f"{cells} cells to run, {total - cells} not applicable (n/a, not launched)", flush=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    rest = [*rest, *parallel_overrides(cfg, rest)]
     for number, group in enumerate(groups):
         argv = ["--multirun", f"suite={suite[0]}",
                 *[f"{k}={','.join(v)}" for k, v in group.items()],
@@ -176,6 +183,23 @@ def command_bench(overrides: list[str]) -> int:
             argv.append(f"hydra.sweep.dir=.invbench/hydra/sweep/{stamp}/{number}")
         run_hydra(argv)
     return command_report(["--results", str(cfg.paths.results), "--site", str(cfg.paths.site)])
+
+
+def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
+    """Hydra overrides that run the sweep on ``jobs`` joblib workers (none when jobs is 1 or
+    the user chose a launcher)."""
+    try:
+        jobs = resolve_jobs(cfg.jobs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if jobs == 1 or any(o.startswith(("hydra/launcher", "hydra.launcher")) for o in rest):
+        return []
+    print(f"invbench bench: {jobs} worker processes, {threads_per_worker(jobs)} torch "
+          f"thread(s) each (jobs=1 runs the cells one at a time)", flush=True)
+    # Workers are reused across sweeps and keep the environment they started with: pass the
+    # paths resolved here rather than letting each worker read INVBENCH_* again.
+    return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"workers={jobs}",
+            *[f"paths.{k}={v}" for k, v in cfg.paths.items()]]
 
 
 def command_list(_: list[str]) -> int:

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ["INVBENCH_OFFLINE"] = "1"
+# Cells run in the test process (monkeypatched environments, counted trainings); the parallel
+# path has its own test that sets jobs=2.
+os.environ["INVBENCH_JOBS"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", category=FutureWarning)
 

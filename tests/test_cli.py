@@ -53,6 +53,16 @@ def test_bench_skips_real_tasks_whose_data_is_absent(workdir, capsys):
     assert not (workdir / "results/mini/cora").exists()
 
 
+def test_bench_accepts_settings_of_the_swept_method(workdir):
+    # defense.scale exists only once defense=output-noise is chosen (the default defense, none,
+    # has no such key): the sweep must compose with the chosen method, as each cell does
+    assert main(["bench", *SMOKE, "task=sbm-citation", "attack=link-steal-0",
+                 "defense=output-noise", "defense.scale=0.3"]) == 0
+    record = json.loads((workdir / "results/smoke/sbm-citation/"
+                         "link-steal-0__output-noise__s0.json").read_text())
+    assert record["config"]["defense"]["scale"] == 0.3
+
+
 def test_run_prints_the_record(workdir, capsys):
     assert main(["run", "task=sbm-citation", "attack=link-steal-0", "defense=output-noise",
                  *SMOKE]) == 0

@@ -92,6 +92,29 @@ def test_smoke_sweep_resume_and_one_training_per_target(workdir, capsys):
     assert _records(workdir / "results") == records
 
 
+def test_two_workers_share_each_artifact_and_write_every_record(workdir, capfd):
+    # The first two cells need the same evaluator and GAN prior at the same moment: one worker
+    # trains each while the other waits on its lock, then loads it.
+    sweep = [*SMOKE, "task=digits", "attack=[gmi,gan-random]", "defense=[none,label-smoothing]",
+             "jobs=2"]
+    assert main(["bench", *sweep]) == 0
+    out = capfd.readouterr().out  # the workers print to the inherited file descriptor
+    assert "invbench bench: 2 worker processes" in out
+    records = _records(workdir / "results")
+    assert set(records) == {f"digits/{a}__{d}__s0.json" for a in ("gmi", "gan-random")
+                            for d in ("none", "label-smoothing")}
+    assert all(r["status"] == "ok" for r in records.values())
+    pids = {line.rsplit("pid ", 1)[1] for line in out.splitlines() if line.startswith("[ok]")}
+    assert len(pids) == 2  # the cells really ran in two worker processes
+    kinds = [t["kind"] for t in ArtifactCache(workdir / "cache").trainings()]
+    assert sorted(kinds) == ["evaluator", "prior", "target", "target"]
+
+
+def test_jobs_must_be_auto_or_a_positive_integer(workdir, capsys):
+    assert main(["bench", *SMOKE, "task=digits", "attack=gmi", "defense=none", "jobs=0"]) == 2
+    assert "jobs must be 'auto' or a positive integer" in capsys.readouterr().err
+
+
 def _metrics_of_one_cell(workdir: Path, name: str) -> dict:
     os.environ["INVBENCH_RESULTS"] = str(workdir / name / "results")
     os.environ["INVBENCH_CACHE"] = str(workdir / name / "cache")
