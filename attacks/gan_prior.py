@@ -1,6 +1,6 @@
 """A GAN image prior trained on public data only, shared by the GAN-based attacks.
 
-DCGAN-style generator and critic sized for small images (32x32 and 64x64), trained with the
+DCGAN-style generator and critic sized for small images (16x16, 32x32 and 64x64), trained with the
 WGAN-GP objective (Gulrajani et al. NeurIPS 2017) as in GMI (Zhang et al. CVPR 2020, Sec. 3.2):
 
     L_D = E[D(G(z))] - E[D(x)] + lambda_gp * E[(||grad_xhat D(xhat)||_2 - 1)^2]
@@ -18,10 +18,11 @@ from tasks.training import progress_bar
 class Generator(nn.Module):
     def __init__(self, z_dim: int, channels: int, size: int, width: int):
         super().__init__()
-        if size not in (32, 64):
-            raise ValueError(f"the GAN prior supports 32x32 and 64x64 images, not {size}x{size}")
+        if size not in (16, 32, 64):
+            raise ValueError(f"the GAN prior supports 16x16, 32x32 and 64x64 images, not "
+                             f"{size}x{size}; set task.image_size to one of them")
         self.z_dim = z_dim
-        ups = 3 if size == 32 else 4
+        ups = {16: 2, 32: 3, 64: 4}[size]
         layers: list[nn.Module] = []
         features = width * 2 ** (ups - 1)
         self.project = nn.Sequential(nn.Linear(z_dim, features * 16, bias=False),
