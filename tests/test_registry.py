@@ -42,3 +42,19 @@ def test_compatibility_rules():
     assert "does not apply to image" in incompatibility(digits, search, noise)
     assert "label-smoothing" in incompatibility(records, search, smoothing)
     assert incompatibility(records, search, noise) is None
+
+
+@pytest.mark.parametrize("suite", ["mini", "smoke", "paper"])
+def test_every_suite_budgets_each_of_its_tasks_alike_for_every_attack(suite):
+    from benchmark.cli import compose_config
+
+    cfg = compose_config([f"suite={suite}"])
+    budgets = cfg.suite.budgets
+    for task in cfg.suite.tasks:
+        TASKS.get(task)  # a registered task
+        assert task in budgets, f"suite {suite} has no budget for {task}"
+        if "image" in TASKS.get(task).modalities:
+            # one budget per task, read by every image attack: no per-attack entry
+            assert {"identities", "samples_per_identity", "steps", "prior_steps"} <= set(
+                budgets[task]), (suite, task)
+            assert not set(budgets[task]) & set(ATTACKS.names())
