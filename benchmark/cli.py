@@ -142,6 +142,9 @@ def command_bench(overrides: list[str]) -> int:
     if len(suite) != 1:
         raise UsageError("invbench bench runs one suite at a time")
     check_name("suite", suite[0], None)
+    for key, registry in SWEPT.items():  # before composing: an unknown name gets its message
+        for value in chosen.get(key, []):
+            check_name(key, value, registry)
     # composed with the first chosen task/attack/defense, so that overrides of their settings
     # (defense.lambda_x=0.5 with defense=bido) compose here as they will in each cell
     first = [f"{key}={chosen[key][0]}" for key in SWEPT if chosen.get(key)]
