@@ -35,7 +35,7 @@ def test_sbm_citation_has_coras_shape_and_is_deterministic(workdir):
 def test_digits_private_and_public_classes_are_disjoint(workdir):
     task = _task("task=digits")
     split = task._splits()
-    assert split["train_x"].shape[1:] == (1, 32, 32)
+    assert split["train_x"].shape[1:] == (1, 16, 16)  # the mini resolution (digits.yaml)
     assert set(split["train_y"].tolist()) == set(range(5)) == set(split["test_y"].tolist())
     assert 0.0 <= float(split["train_x"].min()) and float(split["train_x"].max()) <= 1.0
     # public images are exactly those of classes 5-9 (no private image leaks into the prior)
