@@ -15,14 +15,17 @@ import torch.nn as nn
 from tasks.training import progress_bar
 
 
+UPSAMPLINGS = {16: 2, 32: 3, 64: 4}  # stride-2 transposed convolutions from 4x4 to the size
+
+
 class Generator(nn.Module):
     def __init__(self, z_dim: int, channels: int, size: int, width: int):
         super().__init__()
-        if size not in (16, 32, 64):
+        if size not in UPSAMPLINGS:
             raise ValueError(f"the GAN prior supports 16x16, 32x32 and 64x64 images, not "
                              f"{size}x{size}; set task.image_size to one of them")
         self.z_dim = z_dim
-        ups = {16: 2, 32: 3, 64: 4}[size]
+        ups = UPSAMPLINGS[size]
         layers: list[nn.Module] = []
         features = width * 2 ** (ups - 1)
         self.project = nn.Sequential(nn.Linear(z_dim, features * 16, bias=False),

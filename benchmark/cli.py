@@ -80,8 +80,13 @@ def missing_data(cfg: DictConfig, task_name: str) -> str | None:
     return None
 
 
+def path_overrides(cfg: DictConfig) -> list[str]:
+    """The paths as resolved here (environment variables read once, in this process)."""
+    return [f"paths.{k}={v}" for k, v in cfg.paths.items()]
+
+
 def cfg_overrides(cfg: DictConfig) -> list[str]:
-    return [f"paths.{k}={v}" for k, v in cfg.paths.items()] + [f"seed={cfg.seed}"]
+    return [*path_overrides(cfg), f"seed={cfg.seed}"]
 
 
 def expand(values: list, registry: Registry) -> list[str]:
@@ -152,10 +157,12 @@ def command_bench(overrides: list[str]) -> int:
                           *[o for o in rest if not o.startswith("hydra")]])
     sweep: dict[str, list[str]] = {}
     for key, registry in SWEPT.items():
-        values = chosen.get(key) or expand(cfg.suite[f"{key}s"], registry)
-        for value in values:
+        if chosen.get(key):  # checked above
+            sweep[key] = chosen[key]
+            continue
+        sweep[key] = expand(cfg.suite[f"{key}s"], registry)
+        for value in sweep[key]:  # a suite file may name a method that no longer exists
             check_name(key, value, registry)
-        sweep[key] = values
     sweep["seed"] = chosen.get("seed") or [str(s) for s in cfg.suite.seeds]
 
     tasks = []
@@ -202,7 +209,7 @@ def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
     # Workers are reused across sweeps and keep the environment they started with: pass the
     # paths resolved here rather than letting each worker read INVBENCH_* again.
     return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"workers={jobs}",
-            *[f"paths.{k}={v}" for k, v in cfg.paths.items()]]
+            *path_overrides(cfg)]
 
 
 def command_list(_: list[str]) -> int:
