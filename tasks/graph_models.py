@@ -20,15 +20,34 @@ def nonzero_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
     Identical in distribution to ``F.dropout`` (a dropped zero is still zero), and about 30x
     cheaper on sparse bag-of-words features, where drawing a Bernoulli per entry of the dense
-    N x F matrix dominated the whole GCN step on CPU.
+    N x F matrix dominated the whole GCN step on CPU. A sparse ``x`` (see
+    :func:`training_features`) stays sparse: only its stored values are dropped.
     """
     if not training or p == 0:
         return x
+    if x.is_sparse:
+        values = x.values()
+        keep = torch.rand(len(values)) >= p
+        return torch.sparse_coo_tensor(x.indices(), values * keep / (1 - p), x.shape,
+                                       is_coalesced=True, check_invariants=False)
     rows, cols = x.nonzero(as_tuple=True)
     keep = torch.rand(len(rows)) >= p
     out = torch.zeros_like(x)
     out[rows[keep], cols[keep]] = x[rows[keep], cols[keep]] / (1 - p)
     return out
+
+
+def training_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as the sparse tensor a model's first layer multiplies fastest, where it can.
+
+    Bag-of-words features are about 99% zeros; a sparse X W (GCN, GAT) makes the 200-epoch target
+    training several times cheaper on CPU with the same result up to float rounding.
+    GraphSAGE's neighbour mean needs dense rows, so it keeps ``x`` dense.
+    """
+    if getattr(model, "accepts_sparse_features", False) and x.is_floating_point() \
+            and not x.is_sparse and x.count_nonzero() < 0.1 * x.numel():
+        return x.to_sparse().coalesce()
+    return x
 
 
 def is_dense_adjacency(graph: torch.Tensor) -> bool:
@@ -61,6 +80,7 @@ class GCN(nn.Module):
     """Two GCNConv layers (Kipf and Welling, ICLR 2017): hidden 16, ReLU, dropout 0.5."""
 
     architecture = "GCN"
+    accepts_sparse_features = True  # GCNConv's first step is X W
 
     def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float):
         super().__init__()
@@ -107,6 +127,7 @@ class GAT(nn.Module):
     output head, dropout on inputs and attention coefficients."""
 
     architecture = "GAT"
+    accepts_sparse_features = True  # GATConv's first step is X W
 
     def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float,
                  heads: int = 8):

@@ -34,7 +34,7 @@ from benchmark.registry import Citation, register_task
 from benchmark.seeding import derive_seed
 from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision,
                                   sample_non_edges)
-from tasks.graph_models import build_gnn
+from tasks.graph_models import build_gnn, training_features
 from tasks.training import accuracy, progress_bar
 
 PLANETOID = Citation("Revisiting Semi-Supervised Learning with Graph Embeddings", "Yang et al.",
@@ -269,19 +269,20 @@ def fit_gnn(model: nn.Module, graph: Graph, edge_index: torch.Tensor, settings: 
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["lr"]),
                                  weight_decay=float(settings["weight_decay"]))
     best_val, best_state = -1.0, None
+    features = training_features(model, graph.x)
     with progress_bar(int(settings["epochs"]), desc, progress) as bar:
         for _ in range(int(settings["epochs"])):
             model.train()
             optimizer.zero_grad(set_to_none=True)
             if private is None:
-                logits = model(graph.x, edge_index)
+                logits = model(features, edge_index)
                 loss_fn(logits[graph.train_mask], graph.y[graph.train_mask]).backward()
             else:
                 private.set_private_gradients()
             optimizer.step()
             model.eval()
             with torch.no_grad():
-                logits = model(graph.x, edge_index)
+                logits = model(features, edge_index)
             val = accuracy(logits[graph.val_mask], graph.y[graph.val_mask])
             if val > best_val:
                 best_val = val
@@ -292,7 +293,7 @@ def fit_gnn(model: nn.Module, graph: Graph, edge_index: torch.Tensor, settings: 
     meta = {"val_accuracy": best_val}
     if graph.test_mask.any():
         with torch.no_grad():
-            logits = model(graph.x, edge_index)
+            logits = model(features, edge_index)
         meta["test_accuracy"] = accuracy(logits[graph.test_mask], graph.y[graph.test_mask])
     return meta
 

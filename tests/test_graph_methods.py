@@ -20,7 +20,7 @@ from defenses.label_only_release import LabelOnlyRelease
 from defenses.lap_graph import LapGraph
 from defenses.rounding import Rounding
 from defenses.topk_release import TopKRelease
-from tasks.graph_models import GCN
+from tasks.graph_models import GCN, GraphSAGE, nonzero_dropout, training_features
 from tests.conftest import SHARED_DATA, SMOKE, needs_shared_data
 
 
@@ -54,6 +54,26 @@ def test_closed_form_adjacency_gradient_matches_autograd():
     mine = mine + mine.T - 2 * 0.3 * gram * rho_mine[:, None] * rho_mine[None, :]
     mine.fill_diagonal_(0)
     assert torch.allclose(mine, expected, atol=1e-6)
+
+
+def test_sparse_training_features_give_the_dense_results():
+    """Targets train on sparse bag-of-words features (X W is the GCN's cost); the model's
+    outputs and the dropout mask must be those of the dense features."""
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(60, 40, generator=generator) < 0.05).float()
+    edges = torch.randint(60, (2, 200), generator=generator)
+    gcn, sage = GCN(40, 8, 3, 0.5), GraphSAGE(40, 8, 3, 0.5)
+    sparse = training_features(gcn, x)
+    assert sparse.is_sparse and not training_features(sage, x).is_sparse  # SAGE needs rows
+    gcn.eval()
+    assert torch.allclose(gcn(sparse, edges), gcn(x, edges), atol=1e-6)
+    torch.manual_seed(1)
+    dense_dropped = nonzero_dropout(x, 0.5, True)
+    torch.manual_seed(1)
+    sparse_dropped = nonzero_dropout(sparse, 0.5, True).to_dense()
+    assert torch.equal(dense_dropped, sparse_dropped)
+    assert 0 < (dense_dropped != 0).sum() < (x != 0).sum()  # about half the nonzeros kept
+    assert training_features(gcn, torch.ones(5, 4)).is_sparse is False  # dense data stays dense
 
 
 def test_projection_meets_the_edge_budget_and_keeps_the_order():
