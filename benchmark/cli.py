@@ -124,9 +124,10 @@ def command_run(overrides: list[str]) -> int:
 
 
 def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]:
-    """The sweep's compatible cells as Hydra grids: per task, attacks that apply to the same
-    defenses form one grid, so n/a cells are never launched (each launch costs a job)."""
-    groups = []
+    """The sweep's compatible cells as Hydra grids: attacks that apply to the same defenses
+    form one grid, so n/a cells are never launched (each launch costs a job), and tasks with
+    the same grid share it (fewer launches, each ending on one busy worker)."""
+    by_grid: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for task_name in sweep["task"]:
         task = TASKS.get(task_name)
         by_defenses: dict[tuple[str, ...], list[str]] = {}
@@ -136,9 +137,20 @@ def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]
                              if incompatibility(task, attack, DEFENSES.get(d)) is None)
             if defenses:
                 by_defenses.setdefault(defenses, []).append(attack_name)
-        groups += [{"task": [task_name], "attack": attacks, "defense": list(defenses)}
-                   for defenses, attacks in by_defenses.items()]
-    return groups
+        for defenses, attacks in by_defenses.items():
+            by_grid.setdefault((tuple(attacks), defenses), []).append(task_name)
+    return [{"attack": list(attacks), "defense": list(defenses), "task": tasks}
+            for (attacks, defenses), tasks in by_grid.items()]
+
+
+def sweep_arguments(group: dict[str, list[str]], seeds: list[str]) -> list[str]:
+    """A grid's Hydra sweep overrides, task varying fastest, then seed (Hydra's basic sweeper
+    varies the last override fastest): consecutive cells then belong to different tasks or
+    seeds and never wait on each other for a shared artifact (a task's GAN prior, a target),
+    so two workers train two tasks' artifacts side by side instead of one waiting for the
+    other."""
+    return [f"attack={','.join(group['attack'])}", f"defense={','.join(group['defense'])}",
+            f"seed={','.join(seeds)}", f"task={','.join(group['task'])}"]
 
 
 def command_bench(overrides: list[str]) -> int:
@@ -178,7 +190,8 @@ def command_bench(overrides: list[str]) -> int:
                   flush=True)
     sweep["task"] = tasks
     groups = compatible_groups(sweep)
-    cells = sum(len(g["attack"]) * len(g["defense"]) for g in groups) * len(sweep["seed"])
+    cells = sum(len(g["attack"]) * len(g["defense"]) * len(g["task"]) for g in groups) \
+        * len(sweep["seed"])
     total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
     print(f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
           f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
@@ -186,9 +199,7 @@ def command_bench(overrides: list[str]) -> int:
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     rest = [*rest, *parallel_overrides(cfg, rest)]
     for number, group in enumerate(groups):
-        argv = ["--multirun", f"suite={suite[0]}",
-                *[f"{k}={','.join(v)}" for k, v in group.items()],
-                f"seed={','.join(sweep['seed'])}", *rest]
+        argv = ["--multirun", f"suite={suite[0]}", *sweep_arguments(group, sweep["seed"]), *rest]
         if not any(o.startswith("hydra.sweep.dir=") for o in rest):
             argv.append(f"hydra.sweep.dir=.invbench/hydra/sweep/{stamp}/{number}")
         run_hydra(argv)
