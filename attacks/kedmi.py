@@ -87,8 +87,9 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
             (supervised + unsupervised).backward()
             opt_d.step()
             fake = generator(torch.randn(batch_size, prior.z_dim))
-            matching = (discriminator.features(real).detach().mean(0)
-                        - discriminator.features(fake).mean(0)).abs().mean()
+            with torch.no_grad():  # the real side of Eq. 4 is a constant for the generator
+                real_features = discriminator.features(real).mean(0)
+            matching = (real_features - discriminator.features(fake).mean(0)).abs().mean()
             opt_g.zero_grad(set_to_none=True)
             matching.backward()
             opt_g.step()
