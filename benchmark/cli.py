@@ -81,8 +81,10 @@ def missing_data(cfg: DictConfig, task_name: str) -> str | None:
 
 
 def path_overrides(cfg: DictConfig) -> list[str]:
-    """The paths as resolved here (environment variables read once, in this process)."""
-    return [f"paths.{k}={v}" for k, v in cfg.paths.items()]
+    """The paths as resolved here (environment variables read once, in this process), folders
+    made absolute: a worker or a cluster job may start elsewhere."""
+    return [f"paths.{k}={Path(str(v)).expanduser().resolve() if k != 'offline' else v}"
+            for k, v in cfg.paths.items()]
 
 
 def cfg_overrides(cfg: DictConfig) -> list[str]:
@@ -159,6 +161,9 @@ def command_bench(overrides: list[str]) -> int:
     if len(suite) != 1:
         raise UsageError("invbench bench runs one suite at a time")
     check_name("suite", suite[0], None)
+    for override in rest:
+        if override.startswith("launcher="):
+            check_name("launcher", override.partition("=")[2], None)
     for key, registry in SWEPT.items():  # before composing: an unknown name gets its message
         for value in chosen.get(key, []):
             check_name(key, value, registry)
@@ -208,7 +213,12 @@ def command_bench(overrides: list[str]) -> int:
 
 def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
     """Hydra overrides that run the sweep on ``jobs`` joblib workers (none when jobs is 1 or
-    the user chose a launcher)."""
+    the user chose a launcher; a cluster launcher, ``launcher=slurm``, gets the paths)."""
+    launcher = next((o.partition("=")[2] for o in rest if o.startswith("launcher=")), None)
+    if launcher:
+        print(f"invbench bench: every cell is a job of launcher={launcher} (logs under "
+              f"{Path(str(cfg.paths.results)).resolve()}/.submitit)", flush=True)
+        return path_overrides(cfg)
     try:
         jobs = resolve_jobs(cfg.jobs)
     except ValueError as error:

@@ -111,6 +111,47 @@ def test_two_workers_share_each_artifact_and_write_every_record(workdir, capsys)
     assert len(target_pids) == 2 and os.getpid() not in target_pids
 
 
+def test_launcher_slurm_runs_each_cell_as_a_submitit_job(workdir, capsys):
+    """launcher=slurm's code path on submitit's local executor (launcher=submitit-local): each
+    cell is a pickled job in its own process with its own log, the jobs share the artifact
+    cache through its locks, and the records land in the results folder."""
+    sweep = [*SMOKE, "task=digits", "attack=[gmi,gan-random]", "defense=none",
+             "launcher=submitit-local"]
+    assert main(["bench", *sweep]) == 0
+    assert "every cell is a job of launcher=submitit-local" in capsys.readouterr().out
+    records = _records(workdir / "results")
+    assert set(records) == {"digits/gmi__none__s0.json", "digits/gan-random__none__s0.json"}
+    assert all(r["status"] == "ok" for r in records.values())
+    logs = sorted((workdir / "results" / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2
+    assert {line.split(":")[0] for log in logs for line in log.read_text().splitlines()
+            if line.startswith("[ok]")} == {"[ok] smoke/digits gmi x none s0",
+                                           "[ok] smoke/digits gan-random x none s0"}
+    trainings = ArtifactCache(workdir / "cache").trainings()
+    assert sorted(t["kind"] for t in trainings) == ["evaluator", "prior", "target"]
+    assert os.getpid() not in {t["pid"] for t in trainings}  # trained inside the jobs
+
+
+def test_launcher_slurm_settings_are_overrides():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="benchmark.conf", version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["launcher=slurm", "hydra.launcher.partition=cpu",
+                                 "hydra.launcher.array_parallelism=8", "paths.results=/shared/r"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.array_parallelism) == ("cpu", 8)
+    assert launcher.submitit_folder == "/shared/r/.submitit/%j"
+
+
+def test_an_unknown_launcher_exits_2_naming_the_choices(workdir, capsys):
+    assert main(["bench", *SMOKE, "task=digits", "attack=gmi", "defense=none",
+                 "launcher=slrum"]) == 2
+    err = capsys.readouterr().err
+    assert "slurm" in err and "submitit-local" in err
+
+
 def test_jobs_must_be_auto_or_a_positive_integer(workdir, capsys):
     assert main(["bench", *SMOKE, "task=digits", "attack=gmi", "defense=none", "jobs=0"]) == 2
     assert "jobs must be 'auto' or a positive integer" in capsys.readouterr().err
