@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: install bench report list test clean
+.PHONY: install bench report list test perf clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ report: $(STAMP)
 
 list: $(STAMP)
 	$(BIN)/invbench list
+
+perf: $(STAMP)
+	$(BIN)/python -m benchmark.perf $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -243,3 +243,24 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_leaderboard(workdir):
     full = pd.read_csv(workdir / "full/site/leaderboard.csv")[COMPARED]
     again = pd.read_csv(workdir / "killed/site/leaderboard.csv")[COMPARED]
     pd.testing.assert_frame_equal(full, again)
+
+
+def test_perf_times_cold_and_warm_sweeps(workdir, capsys):
+    from benchmark.perf import main as perf
+
+    out = workdir / "perf"
+    assert perf(["--jobs", "1,2", "--work", str(workdir / "runs"), "--out", str(out), *SMOKE,
+                 "task=digits", "attack=[gmi,gan-random]", "defense=[none,label-smoothing]"]) == 0
+    printed = capsys.readouterr().out
+    figures = json.loads(next(out.glob("perf-*.json")).read_text())
+    cold_1, cold_2 = figures["cold"]
+    assert (cold_1["jobs"], cold_2["jobs"]) == (1, 2)
+    assert cold_1["cells"] == cold_2["cells"] == 4 and cold_1["failed"] == 0
+    # cold: two targets, the evaluator, the GAN prior; warm: every cell again, nothing trained
+    assert cold_1["trainings"] == cold_2["trainings"] == 4
+    assert figures["warm"]["cells"] == 4 and figures["warm"]["trainings"] == 0
+    assert figures["warm"]["cache_hit_rate"] == 1.0 and cold_1["cache_hit_rate"] < 1.0
+    assert figures["speedup"]["2"] == round(cold_1["wall_seconds"] / cold_2["wall_seconds"], 2)
+    assert set(figures["per_attack"]) == {"gmi", "gan-random"}
+    assert all(c["peak_rss_mb"] > 0 for c in cold_2["per_cell"])
+    assert "wall time jobs=1 / jobs=2" in printed and "cache hit rate 1.0" in printed
