@@ -11,7 +11,9 @@ under ``--work``:
 It prints the wall time of each run and the 1-vs-N ratio, per attack the median cell time split
 into training (targets, evaluators, priors) and attack, the warm run's cache hit rate and
 trainings, and the peak RSS per cell; the same figures go to ``<results>/perf/perf-<time>.json``.
-Its timings are the machine's: run nothing else meanwhile.
+It also times GMI's latent search over every identity at once against one identity at a time
+at the same budget (:func:`gmi_vectorisation`). Its timings are the machine's: run nothing else
+meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from benchmark.cache import ArtifactCache
 from benchmark.results import iter_records
@@ -77,6 +81,43 @@ def per_attack(cells: list[dict]) -> dict:
     } for attack, group in sorted(by_attack.items())}
 
 
+def gmi_vectorisation(identities: int = 5, per_identity: int = 6, steps: int = 100,
+                      image_shape: tuple[int, int, int] = (1, 16, 16)) -> dict:
+    """Seconds of GMI's search for ``identities`` x ``per_identity`` latents batched into one
+    optimisation (what the attack does), and as a Python loop of one optimisation per identity,
+    at the same steps. The digits mini shapes and models, untrained: the cost of a step does
+    not depend on the weights."""
+    from types import SimpleNamespace
+
+    from benchmark.access import WhiteBoxAccess
+    from benchmark.cli import compose_config
+    from benchmark.registry import ATTACKS, load_all
+    from tasks.face_models import build_image_model
+    from tasks.images import ImageVictims
+
+    load_all()
+    cfg = compose_config(["attack=gmi", "progress=false"])
+    attack = ATTACKS.get("gmi").obj(cfg.attack)
+    attack.progress = False
+    torch.manual_seed(0)
+    prior = attack.build_prior(SimpleNamespace(image_shape=image_shape)).eval()
+    target = build_image_model(str(cfg.task.target.model), identities, image_shape,
+                               dict(cfg.task.target))
+    access = WhiteBoxAccess(target, lambda images: torch.softmax(target(images), dim=-1))
+
+    def search(classes: list[int]) -> float:
+        victims = ImageVictims(torch.tensor(classes), per_identity, image_shape, identities)
+        start = time.perf_counter()
+        attack.run(access, victims, prior, {"steps": steps}, torch.Generator().manual_seed(0))
+        return time.perf_counter() - start
+
+    batched = round(search(list(range(identities))), 3)
+    looped = round(sum(search([c]) for c in range(identities)), 3)
+    return {"identities": identities, "per_identity": per_identity, "steps": steps,
+            "batched_seconds": batched, "per_identity_loop_seconds": looped,
+            "speedup": round(looped / batched, 2), "torch_threads": torch.get_num_threads()}
+
+
 def report_lines(figures: dict) -> list[str]:
     lines = [f"invbench perf: {' '.join(figures['overrides']) or 'the mini suite'} "
              f"on {figures['cpu_count']} cores"]
@@ -88,6 +129,11 @@ def report_lines(figures: dict) -> list[str]:
                      f"peak RSS {run['peak_rss_mb_max']:.0f} MB")
     for jobs, ratio in figures["speedup"].items():
         lines.append(f"wall time jobs=1 / jobs={jobs}: {ratio:.2f}x")
+    vector = figures["gmi_vectorisation"]
+    lines.append(f"gmi search, {vector['identities']} identities x {vector['per_identity']} "
+                 f"latents, {vector['steps']} steps: batched {vector['batched_seconds']:.2f} s, "
+                 f"one identity at a time {vector['per_identity_loop_seconds']:.2f} s "
+                 f"({vector['speedup']:.2f}x)")
     warm = figures["warm"]
     lines.append(f"warm, jobs={warm['jobs']}: {warm['wall_seconds']:.1f} s wall, cache hit rate "
                  f"{warm['cache_hit_rate']}, {warm['trainings']} trainings")
@@ -108,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for the runs' caches and results (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where the JSON goes (default: <INVBENCH_RESULTS or results>/perf)")
+    parser.add_argument("--vector-steps", type=int, default=100,
+                        help="steps of the batched-vs-loop GMI timing (the mini budget: 100)")
     args, overrides = parser.parse_known_args(argv)
     try:
         job_counts = [int(j) for j in args.jobs.split(",")]
@@ -126,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "overrides": overrides, "cpu_count": os.cpu_count(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cold": cold, "warm": warm, "per_attack": per_attack(last["per_cell"]),
+        "gmi_vectorisation": gmi_vectorisation(steps=args.vector_steps),
         "speedup": {run["jobs"]: round(single["wall_seconds"] / run["wall_seconds"], 2)
                     for run in cold if single and run["jobs"] != 1},
     }

@@ -249,7 +249,8 @@ def test_perf_times_cold_and_warm_sweeps(workdir, capsys):
     from benchmark.perf import main as perf
 
     out = workdir / "perf"
-    assert perf(["--jobs", "1,2", "--work", str(workdir / "runs"), "--out", str(out), *SMOKE,
+    assert perf(["--jobs", "1,2", "--work", str(workdir / "runs"), "--out", str(out),
+                 "--vector-steps", "2", *SMOKE,
                  "task=digits", "attack=[gmi,gan-random]", "defense=[none,label-smoothing]"]) == 0
     printed = capsys.readouterr().out
     figures = json.loads(next(out.glob("perf-*.json")).read_text())
@@ -264,3 +265,7 @@ def test_perf_times_cold_and_warm_sweeps(workdir, capsys):
     assert set(figures["per_attack"]) == {"gmi", "gan-random"}
     assert all(c["peak_rss_mb"] > 0 for c in cold_2["per_cell"])
     assert "wall time jobs=1 / jobs=2" in printed and "cache hit rate 1.0" in printed
+    vector = figures["gmi_vectorisation"]  # 5 identities x 6 latents, batched and looped
+    assert vector["steps"] == 2 and vector["batched_seconds"] > 0
+    assert vector["speedup"] == round(vector["per_identity_loop_seconds"]
+                                      / vector["batched_seconds"], 2)
