@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, UnknownNameError, \
     incompatibility, load_all
-from benchmark.runner import build_task, is_offline
+from benchmark.runner import build_task, is_offline, resolve_paths
 from benchmark.workers import resolve_jobs, threads_per_worker
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -83,8 +83,13 @@ def missing_data(cfg: DictConfig, task_name: str) -> str | None:
 def path_overrides(cfg: DictConfig) -> list[str]:
     """The paths as resolved here (environment variables read once, in this process), folders
     made absolute: a worker or a cluster job may start elsewhere."""
-    return [f"paths.{k}={Path(str(v)).expanduser().resolve() if k != 'offline' else v}"
-            for k, v in cfg.paths.items()]
+    return [*(f"paths.{k}={v}" for k, v in resolve_paths(cfg).items()),
+            f"paths.offline={cfg.paths.offline}"]
+
+
+def chosen_launcher(overrides: list[str]) -> str | None:
+    """The ``launcher=NAME`` among the overrides (conf/launcher/: slurm, submitit-local)."""
+    return next((o.partition("=")[2] for o in overrides if o.startswith("launcher=")), None)
 
 
 def cfg_overrides(cfg: DictConfig) -> list[str]:
@@ -161,9 +166,8 @@ def command_bench(overrides: list[str]) -> int:
     if len(suite) != 1:
         raise UsageError("invbench bench runs one suite at a time")
     check_name("suite", suite[0], None)
-    for override in rest:
-        if override.startswith("launcher="):
-            check_name("launcher", override.partition("=")[2], None)
+    if chosen_launcher(rest):
+        check_name("launcher", chosen_launcher(rest), None)
     for key, registry in SWEPT.items():  # before composing: an unknown name gets its message
         for value in chosen.get(key, []):
             check_name(key, value, registry)
@@ -214,10 +218,10 @@ def command_bench(overrides: list[str]) -> int:
 def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
     """Hydra overrides that run the sweep on ``jobs`` joblib workers (none when jobs is 1 or
     the user chose a launcher; a cluster launcher, ``launcher=slurm``, gets the paths)."""
-    launcher = next((o.partition("=")[2] for o in rest if o.startswith("launcher=")), None)
+    launcher = chosen_launcher(rest)
     if launcher:
         print(f"invbench bench: every cell is a job of launcher={launcher} (logs under "
-              f"{Path(str(cfg.paths.results)).resolve()}/.submitit)", flush=True)
+              f"{resolve_paths(cfg)['results']}/.submitit)", flush=True)
         return path_overrides(cfg)
     try:
         jobs = resolve_jobs(cfg.jobs)

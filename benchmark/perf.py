@@ -28,10 +28,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import torch
 
+from benchmark.access import WhiteBoxAccess
 from benchmark.cache import ArtifactCache
+from benchmark.cli import compose_config
+from benchmark.registry import ATTACKS, load_all
 from benchmark.results import iter_records
+from tasks.face_models import build_image_model
+from tasks.images import ImageVictims
 
 
 def run_sweep(overrides: list[str], jobs: int, cache: Path, results: Path) -> dict:
@@ -87,14 +94,6 @@ def gmi_vectorisation(identities: int = 5, per_identity: int = 6, steps: int = 1
     optimisation (what the attack does), and as a Python loop of one optimisation per identity,
     at the same steps. The digits mini shapes and models, untrained: the cost of a step does
     not depend on the weights."""
-    from types import SimpleNamespace
-
-    from benchmark.access import WhiteBoxAccess
-    from benchmark.cli import compose_config
-    from benchmark.registry import ATTACKS, load_all
-    from tasks.face_models import build_image_model
-    from tasks.images import ImageVictims
-
     load_all()
     cfg = compose_config(["attack=gmi", "progress=false"])
     attack = ATTACKS.get("gmi").obj(cfg.attack)

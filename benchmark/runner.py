@@ -33,9 +33,11 @@ from benchmark.seeding import derive_seed, seed_everything
 log = logging.getLogger("invbench")
 
 
+FOLDERS = ("data", "results", "cache", "site")  # the paths.* keys that name folders
+
+
 def resolve_paths(cfg: DictConfig) -> dict[str, Path]:
-    return {name: Path(str(cfg.paths[name])).expanduser().resolve()
-            for name in ("data", "results", "cache")}
+    return {name: Path(str(cfg.paths[name])).expanduser().resolve() for name in FOLDERS}
 
 
 def is_offline(cfg: DictConfig) -> bool:
