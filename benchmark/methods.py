@@ -180,6 +180,11 @@ class Task:
     def score(self, recon: Any, victims: Any, evaluator: torch.nn.Module | None) -> dict:
         raise TypeError(f"{type(self).__name__} must implement score()")
 
+    def examples(self, recon: Any, victims: Any) -> dict | None:
+        """What the leaderboard shows of the reconstructions (``benchmark.examples``): a few
+        images beside private ones, prompts beside the true ones, an ROC curve; None: nothing."""
+        return None
+
     def utility(self, target: torch.nn.Module,
                 transform: Callable[[torch.Tensor], torch.Tensor]) -> dict:
         """Utility of the released model; ``transform`` is the defense's output processing."""

@@ -8,6 +8,7 @@ unknown name) are raised before any record is written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +36,8 @@ log = logging.getLogger("invbench")
 
 
 FOLDERS = ("data", "results", "cache", "site")  # the paths.* keys that name folders
+PRIOR_BUDGETS = {"prior_steps": "steps", "prior_batch_size": "batch_size"}  # suite -> prior block
+PAPER_KEY = "paper"  # a method YAML's block of the numbers its paper reports (not a setting)
 
 
 def resolve_paths(cfg: DictConfig) -> dict[str, Path]:
@@ -91,6 +95,22 @@ def _metric_values(values: dict, higher_is_better: dict[str, bool]) -> dict:
     return out
 
 
+def reconstruction_digest(recon) -> str:
+    """sha256 of the reconstructions' exact values: two runs agree bit for bit iff equal."""
+    if isinstance(recon, (list, tuple)):
+        data = json.dumps(list(recon)).encode()
+    else:
+        array = recon.detach().cpu().numpy() if isinstance(recon, torch.Tensor) else recon
+        data = np.ascontiguousarray(array).tobytes() + str(array.shape).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def method_settings(cfg: DictConfig) -> dict:
+    """A method's YAML as the cell's config (and hash) holds it: every setting, without the
+    paper's reported numbers (``paper:``), which the record keeps apart for the leaderboard."""
+    return {k: v for k, v in plain(cfg).items() if k != PAPER_KEY}
+
+
 def run_cell(cfg: DictConfig) -> dict | None:
     """Run one cell and return its record (None when the cell is not applicable)."""
     load_all()
@@ -109,8 +129,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
     budget = suite_budget(cfg)
     cell_config = {
         "task": plain(cfg.task),
-        "attack": plain(cfg.attack),
-        "defense": plain(cfg.defense),
+        "attack": method_settings(cfg.attack),
+        "defense": method_settings(cfg.defense),
         "budget": budget,
         "seed": seed,
         "versions": {"harness": __version__, "task": task_entry.version,
@@ -141,6 +161,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
                       for kind, entry in (("task", task_entry), ("attack", attack_entry),
                                           ("defense", defense_entry))},
         "versions": cell_config["versions"], "config_hash": cell_hash, "config": cell_config,
+        "paper": {"attack": plain(cfg.attack).get(PAPER_KEY),
+                  "defense": plain(cfg.defense).get(PAPER_KEY)},
         "git": git_state(), "environment": environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "metrics": {}, "utility": {}, "provenance": {}, "error": None,
@@ -195,10 +217,12 @@ def run_cell(cfg: DictConfig) -> dict | None:
                 record["provenance"]["evaluator"] = {
                     k: v for k, v in evaluator_meta.items() if k != "config"}
 
-            if "prior_steps" in budget:  # the suite fixes every attack prior's training length
-                for block in ("prior", "target_prior"):
-                    if isinstance(attack.cfg.get(block), dict):
-                        attack.cfg[block]["steps"] = int(budget["prior_steps"])
+            # The suite fixes every attack prior's training length and minibatch alike.
+            for budget_key, setting in PRIOR_BUDGETS.items():
+                if budget_key in budget:
+                    for block in ("prior", "target_prior"):
+                        if isinstance(attack.cfg.get(block), dict):
+                            attack.cfg[block][setting] = int(budget[budget_key])
 
             def prior_key(block: str, module: torch.nn.Module) -> dict:
                 # Keyed by the prior's class and settings, not by the attack: attacks with the
@@ -266,6 +290,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
                 access.close()
             task.check_reconstruction(recon, victims)
             record["metrics"] = _metric_values(task.score(recon, victims, evaluator), task.metrics)
+            record["examples"] = task.examples(recon, victims)
+            record["reconstruction_sha256"] = reconstruction_digest(recon)
             utility_generator = torch.Generator().manual_seed(derive_seed(seed, "utility"))
             record["utility"] = _metric_values(
                 task.utility(target, lambda p: defense.transform_output(p, utility_generator)),

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from benchmark.cache import file_sha256
 from tasks.downloads import dataset, online
 from benchmark.errors import MissingDataError, ReconstructionError
+from benchmark.examples import roc_curve_points
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
 from benchmark.seeding import derive_seed
@@ -253,6 +254,13 @@ class GraphTask(Task):
         neg = scores[negatives[:, 0], negatives[:, 1]]
         return {"auc": edge_auc(pos, neg), "ap": edge_average_precision(pos, neg),
                 "auc_all_pairs": edge_auc_all_pairs(scores, positives)}
+
+    def examples(self, recon, victims: GraphVictims) -> dict:
+        """The ROC curve behind ``auc`` (same positives and sampled negatives)."""
+        scores = np.asarray(recon, dtype=np.float64)
+        positives, negatives = self.evaluation_pairs(victims)
+        return roc_curve_points(scores[positives[:, 0], positives[:, 1]],
+                                scores[negatives[:, 0], negatives[:, 1]])
 
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:

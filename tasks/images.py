@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.errors import ReconstructionError
+from benchmark.examples import EXAMPLE_IDENTITIES, image_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
 from metrics.attack_accuracy import attack_accuracy
@@ -198,6 +199,14 @@ class ImageTask(Task):
             "lpips": nearest_lpips(images, labels, split["train_x"], split["train_y"],
                                    self.offline),
         }
+
+    def examples(self, recon: torch.Tensor, victims: ImageVictims) -> dict:
+        """The first reconstruction of the first few identities under a private training image
+        of each."""
+        split = self._splits()
+        shown = victims.classes[:EXAMPLE_IDENTITIES]
+        private = torch.stack([split["train_x"][split["train_y"] == c][0] for c in shown])
+        return image_pairs(private, recon[:len(shown), 0].detach().cpu(), shown.tolist())
 
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:

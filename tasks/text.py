@@ -25,6 +25,7 @@ from tokenizers import Tokenizer
 
 from benchmark.cache import atomic_write_text
 from benchmark.errors import ReconstructionError
+from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
 from metrics.text_overlap import exact_match, mean_sentence_bleu, token_set_f1
@@ -238,6 +239,9 @@ class Records(Task):
         return {"bleu": mean_sentence_bleu(recon, secrets),
                 "token_f1": token_set_f1(recon, secrets),
                 "exact_match": exact_match(recon, secrets)}
+
+    def examples(self, recon: list[str], victims: TextVictims) -> dict:
+        return prompt_pairs(self._secrets, recon)
 
     def utility(self, target: nn.Module, transform) -> dict:
         return {"test_accuracy": self.next_token_accuracy(target, transform)}
