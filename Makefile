@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser
 ARGS   ?=
 PYTEST_ARGS ?=
 
@@ -31,7 +32,17 @@ list: $(STAMP)
 perf: $(STAMP)
 	$(BIN)/python -m benchmark.perf $(ARGS)
 
-test: $(STAMP)
+# The leaderboard's browser test drives Debian's chromium with Playwright (never Playwright's own
+# browser download). Installed here where apt-get may run; elsewhere that test is skipped.
+$(BROWSER_STAMP): | $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >$(VENV)/chromium-install.log 2>&1 \
+	       || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+	          >>$(VENV)/chromium-install.log 2>&1; }; } \
+	  || echo "chromium could not be installed (see $(VENV)/chromium-install.log): the browser test will be skipped"
+	touch $@
+
+test: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
