@@ -5,6 +5,10 @@
     invbench list                every registered task, attack, defense and metric
     invbench report              rebuild leaderboard/site/ from results/ alone
     invbench data NAME           download a dataset (online) or print where to put it
+    invbench new attack|defense NAME [--modality ...] [--access ...|--kind ...] [--title ...]
+                                 scaffold a new method's module and YAML (CONTRIBUTING.md)
+    invbench check attack=NAME|defense=NAME|--all
+                                 schema + smoke runs on every compatible mini task: pass/fail
 
 OVERRIDES are Hydra overrides. In ``bench``, ``attack=gmi,link-steal-0`` or
 ``'attack=[gmi,link-steal-0]'`` restricts the sweep; ``jobs=N`` runs N cells at once in
@@ -23,6 +27,7 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from benchmark.errors import InvbenchError, MissingDataError
@@ -285,8 +290,65 @@ def command_data(argv: list[str]) -> int:
     return 0
 
 
+def command_new(argv: list[str]) -> int:
+    from benchmark.scaffold import Metadata, create_method
+
+    parser = argparse.ArgumentParser(prog="invbench new")
+    parser.add_argument("kind", choices=["attack", "defense"])
+    parser.add_argument("name", help="lower-case, hyphenated (e.g. my-attack)")
+    parser.add_argument("--modality", default="image", help="image, graph or text")
+    parser.add_argument("--access", default="whitebox",
+                        help="attacks: whitebox, scores, topk, label or none")
+    parser.add_argument("--kind", dest="defense_kind", default="output",
+                        help="defenses: train (changes the weights) or output (what is released)")
+    parser.add_argument("--title", default="", help="the paper's title")
+    parser.add_argument("--authors", default="", help='e.g. "Zhang et al."')
+    parser.add_argument("--venue", default="", help='e.g. "CVPR"')
+    parser.add_argument("--year", type=int, default=time.localtime().tm_year)
+    parser.add_argument("--url", default="", help="a link to the paper (arXiv, DOI)")
+    args = parser.parse_args(argv)
+    paths = create_method(args.kind, args.name,
+                          Metadata(args.title, args.authors, args.venue, args.year, args.url),
+                          modality=args.modality, access=args.access,
+                          defense_kind=args.defense_kind)
+    for path in paths:
+        print(f"created {path}")
+    print(f"next: write the marked line of {paths[0].name}, then "
+          f"`invbench check {args.kind}={args.name}` (CONTRIBUTING.md)")
+    return 0
+
+
+def command_check(argv: list[str]) -> int:
+    from benchmark.check import format_table, run_check
+
+    chosen, rest = split_overrides([a for a in argv if a != "--all"])
+    methods = [(kind, name) for kind in ("attack", "defense") for name in chosen.get(kind, [])]
+    if "--all" in argv:
+        methods = [("attack", n) for n in ATTACKS.names()] + \
+                  [("defense", n) for n in DEFENSES.names()]
+    if not methods:
+        raise UsageError("name what to check: invbench check attack=NAME, defense=NAME or --all")
+    for kind, name in methods:
+        SWEPT[kind].get(name)  # an unknown name exits 2 with the closest match
+    cfg = compose_config(rest)
+    tasks = chosen.get("task") or list(compose_config(["suite=mini"]).suite.tasks)
+    skipped = {t: reason for t in tasks if (reason := missing_data(cfg, t))}
+    runnable = [t for t in tasks if t not in skipped]
+    failed = 0
+    for kind, name in methods:
+        base = [o for o in [*path_overrides(cfg), *rest] if not o.startswith("paths.results=")]
+        problems, cells = run_check(kind, name, runnable, base)
+        table = format_table(kind, name, problems, cells, skipped)
+        print(table, flush=True)
+        failed += table.endswith("FAIL")
+    if len(methods) > 1:
+        print(f"invbench check: {len(methods) - failed} of {len(methods)} methods pass")
+    return 1 if failed else 0
+
+
 COMMANDS = {"run": command_run, "bench": command_bench, "list": command_list,
-            "report": command_report, "data": command_data}
+            "report": command_report, "data": command_data, "new": command_new,
+            "check": command_check}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     load_all()
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (InvbenchError, UnknownNameError) as error:
+    except (InvbenchError, UnknownNameError, HydraException) as error:
+        # HydraException: an override that does not compose (a misspelt key, a bad value)
         print(f"invbench: error: {error}", file=sys.stderr)
         return 2
 

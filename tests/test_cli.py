@@ -148,3 +148,13 @@ def test_the_sweep_launches_each_compatible_cell_once_with_tasks_alternating():
                 if incompatibility(TASKS.get(t), ATTACKS.get(a), DEFENSES.get(d)) is None}
     assert sorted(launched) == sorted(expected)
     assert any(group["task"] == ["digits", "olivetti"] for group in groups)
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_an_override_that_does_not_compose_exits_2_with_hydra_s_hint(workdir, capsys, command):
+    assert main([command, "task=digits", "attack=gmi", "defense=none",
+                 "suite.budgets.digits.stepz=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("invbench: error: Could not override 'suite.budgets.digits.stepz'")
+    assert "+suite.budgets.digits.stepz=3" in err and "Traceback" not in err
+    assert not (workdir / "results").exists()

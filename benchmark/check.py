@@ -1,0 +1,199 @@
+"""``invbench check attack=NAME`` / ``defense=NAME``: what a submitted method must pass.
+
+1. Registry and schema: the name is registered, its YAML (``benchmark/conf/<kind>/NAME.yaml``)
+   exists and names it, the citation is complete (title, authors, venue, year, an http(s) link),
+   the access level or defense kind and the modalities are valid, and a ``paper:`` block, if any,
+   maps metric names to numbers.
+2. A smoke run on every compatible task of the ``mini`` suite whose data is present, at the
+   ``smoke`` suite's budgets, twice with the same seed into two fresh results folders (the
+   artifact cache is shared, so the second run reuses the trained target and priors). A cell
+   passes when it runs, its output has the task's shape and no NaN (the runner's
+   ``check_reconstruction``), it stays within its access level (a black-box attack touching the
+   model, a baseline querying it, or a query budget overrun fails), and both runs give
+   bit-identical reconstructions (``record["reconstruction_sha256"]``) and metrics. An attack is run against no defense; a defense under a reference attack that applies
+   to it (``REFERENCE_ATTACKS``).
+
+The table printed lists each cell's checks as pass/FAIL with the reason; the exit code is 0 only
+when everything passes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from benchmark.errors import QueryBudgetExceeded, ReconstructionError
+from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSE_KINDS, DEFENSES, MODALITIES, \
+    TASKS, Entry, incompatibility
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+# Under which attack a defense is checked: the first of these that applies to the cell.
+REFERENCE_ATTACKS = ("miface", "link-steal-0", "prompt-search", "gan-random",
+                     "feature-similarity")
+CELL_CHECKS = ("runs", "output", "access", "deterministic")
+MARKS = {"pass": "pass", "not reached": "-"}
+
+
+@dataclass
+class CellCheck:
+    task: str
+    attack: str
+    defense: str
+    results: dict[str, str] = field(default_factory=dict)  # check -> "pass" or the failure
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(value == "pass" for value in self.results.values())
+
+
+def schema_problems(kind: str, entry: Entry) -> list[str]:
+    """What is wrong with a method's registration and YAML, one line each."""
+    problems = []
+    yaml = CONF_DIR / kind / f"{entry.name}.yaml"
+    if not yaml.is_file():
+        return [f"no YAML: create {yaml.relative_to(CONF_DIR.parent.parent)} with name: "
+                f"{entry.name}"]
+    settings = OmegaConf.to_container(OmegaConf.load(yaml), resolve=False)
+    if not isinstance(settings, dict) or settings.get("name") != entry.name:
+        problems.append(f"{yaml.name}: its 'name' must be {entry.name!r}")
+    citation = entry.citation
+    if citation is None:
+        problems.append("no citation: pass citation=Citation(title, authors, venue, year, url) "
+                        "to the register decorator")
+    else:
+        for part in ("title", "authors", "venue"):
+            if not str(getattr(citation, part)).strip():
+                problems.append(f"citation {part} is empty")
+        if not isinstance(citation.year, int) or not 1900 <= citation.year <= 2100:
+            problems.append(f"citation year {citation.year!r} is not a year")
+        if not re.match(r"https?://\S+$", str(citation.url)):
+            problems.append(f"citation url {citation.url!r} is not an http(s) link to the paper")
+    if not entry.modalities or set(entry.modalities) - set(MODALITIES):
+        problems.append(f"modalities {entry.modalities} must be among {MODALITIES}")
+    if kind == "attack" and entry.access not in ACCESS_LEVELS:
+        problems.append(f"access {entry.access!r} must be one of {ACCESS_LEVELS}")
+    if kind == "defense" and entry.defense_kind not in DEFENSE_KINDS:
+        problems.append(f"kind {entry.defense_kind!r} must be one of {DEFENSE_KINDS}")
+    paper = settings.get("paper") if isinstance(settings, dict) else None
+    if paper is not None:
+        results = paper.get("results") if isinstance(paper, dict) else None
+        if not isinstance(results, dict) or not all(
+                isinstance(v, (int, float)) for v in results.values()):
+            problems.append(f"{yaml.name}: 'paper' must hold 'results': a mapping from metric "
+                            f"names to the numbers the paper reports (and optionally 'setting')")
+    return problems
+
+
+def cells_to_check(kind: str, entry: Entry, tasks: list[str]) -> list[tuple[str, str, str]]:
+    """(task, attack, defense) for every task the method applies to."""
+    cells = []
+    for task in tasks:
+        task_entry = TASKS.get(task)
+        if kind == "attack":
+            defense = DEFENSES.get("none")
+            if incompatibility(task_entry, entry, defense) is None:
+                cells.append((task, entry.name, "none"))
+            continue
+        for attack in REFERENCE_ATTACKS:
+            if attack in ATTACKS and incompatibility(task_entry, ATTACKS.get(attack),
+                                                     entry) is None:
+                cells.append((task, attack, entry.name))
+                break
+    return cells
+
+
+def _failure(error: str | None) -> tuple[str, str]:
+    """Which check a failed record's error belongs to."""
+    text = error or "unknown error"
+    name = text.split(":", 1)[0]
+    if name == ReconstructionError.__name__:
+        return "output", text
+    if name in (QueryBudgetExceeded.__name__, "PermissionError") or (
+            name == "AttributeError" and "Oracle" in text):
+        return "access", text
+    return "runs", text
+
+
+def _same_result(first: dict, second: dict) -> bool:
+    """Bit-identical reconstructions (their sha256) and equal metrics."""
+    def values(record: dict) -> dict:
+        return {k: v.get("value") for k, v in (record.get("metrics") or {}).items()}
+
+    a, b = values(first), values(second)
+    return first.get("reconstruction_sha256") == second.get("reconstruction_sha256") and \
+        a.keys() == b.keys() and all(
+            a[k] == b[k] or (isinstance(a[k], float) and isinstance(b[k], float)
+                             and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def check_cell(task: str, attack: str, defense: str, base_overrides: list[str],
+               workdir: Path) -> CellCheck:
+    from benchmark.cli import compose_config
+    from benchmark.runner import run_cell
+
+    result = CellCheck(task, attack, defense)
+    started = time.perf_counter()
+    records = []
+    for run in ("first", "second"):
+        cfg = compose_config([f"task={task}", f"attack={attack}", f"defense={defense}",
+                              "suite=smoke", "progress=false", *base_overrides,
+                              f"paths.results={workdir / run}"])
+        records.append(run_cell(cfg))
+    result.seconds = time.perf_counter() - started
+    result.results = {check: "pass" for check in CELL_CHECKS}
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        check, reason = _failure(failed[0]["error"])
+        result.results[check] = reason
+        for later in CELL_CHECKS[CELL_CHECKS.index(check) + 1:]:
+            result.results[later] = "not reached"
+        if check != "runs":
+            result.results["runs"] = "pass"
+        return result
+    if not _same_result(*records):
+        result.results["deterministic"] = (
+            "two runs with the same seed gave different reconstructions: draw randomness "
+            "from the `generator` passed to run() (or torch's seeded global state), never "
+            "from time or an unseeded source")
+    return result
+
+
+def run_check(kind: str, name: str, tasks: list[str], base_overrides: list[str]) -> \
+        tuple[list[str], list[CellCheck]]:
+    """The schema problems and the smoke-run checks of one method."""
+    entry = (ATTACKS if kind == "attack" else DEFENSES).get(name)
+    problems = schema_problems(kind, entry)
+    with tempfile.TemporaryDirectory(prefix=f"invbench-check-{name}-") as tmp:
+        cells = [check_cell(task, attack, defense, base_overrides, Path(tmp))
+                 for task, attack, defense in cells_to_check(kind, entry, tasks)]
+    return problems, cells
+
+
+def format_table(kind: str, name: str, problems: list[str], cells: list[CellCheck],
+                 skipped: dict[str, str]) -> str:
+    lines = [f"invbench check {kind}={name}",
+             f"  registry and schema: {'pass' if not problems else 'FAIL'}"]
+    lines += [f"    - {p}" for p in problems]
+    header = f"  {'task':<14} {'attack':<18} {'defense':<18} " + " ".join(
+        f"{c:<13}" for c in CELL_CHECKS) + " seconds"
+    lines.append(header)
+    for cell in cells:
+        marks = " ".join(f"{MARKS.get(cell.results[c], 'FAIL'):<13}" for c in CELL_CHECKS)
+        lines.append(f"  {cell.task:<14} {cell.attack:<18} {cell.defense:<18} {marks} "
+                     f"{cell.seconds:.1f}")
+        lines += [f"    {c}: {cell.results[c]}" for c in CELL_CHECKS
+                  if cell.results[c] not in ("pass", "not reached")]
+    for task, reason in skipped.items():
+        lines.append(f"  {task:<14} skipped: {reason.splitlines()[0]}")
+    if not cells:
+        lines.append("  FAIL: no mini task this method applies to could be run")
+    verdict = "PASS" if not problems and cells and all(c.passed for c in cells) else "FAIL"
+    lines.append(f"  {verdict}")
+    return "\n".join(lines)
