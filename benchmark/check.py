@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.errors import QueryBudgetExceeded, ReconstructionError
+from benchmark.errors import InvbenchError, QueryBudgetExceeded, ReconstructionError
 from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSE_KINDS, DEFENSES, MODALITIES, \
     TASKS, Entry, incompatibility
 
@@ -89,6 +90,33 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
             problems.append(f"{yaml.name}: 'paper' must hold 'results': a mapping from metric "
                             f"names to the numbers the paper reports (and optionally 'setting')")
     return problems
+
+
+def methods_for_paths(paths: list[str]) -> list[tuple[str, str]]:
+    """(kind, name) of the registered methods whose module or YAML is among ``paths`` (paths
+    relative to the repository root, as ``git diff --name-only`` prints them)."""
+    chosen: list[tuple[str, str]] = []
+    for kind, registry in (("attack", ATTACKS), ("defense", DEFENSES)):
+        modules = {}
+        for entry in registry.entries():
+            module = entry.obj.__module__
+            modules.setdefault(module.replace(".", "/") + ".py", []).append(entry.name)
+        for path in paths:
+            names = modules.get(path, [])
+            if path.startswith(f"benchmark/conf/{kind}/") and path.endswith(".yaml"):
+                stem = Path(path).stem
+                names = [stem] if stem in registry else []
+            chosen += [(kind, n) for n in names if (kind, n) not in chosen]
+    return chosen
+
+
+def changed_paths(since: str) -> list[str]:
+    """The files changed between ``since`` (a git ref) and the working tree."""
+    done = subprocess.run(["git", "diff", "--name-only", since], cwd=CONF_DIR.parent.parent,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise InvbenchError(f"git diff --name-only {since} failed: {done.stderr.strip()}")
+    return done.stdout.split()
 
 
 def cells_to_check(kind: str, entry: Entry, tasks: list[str]) -> list[tuple[str, str, str]]:

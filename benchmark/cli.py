@@ -7,7 +7,7 @@
     invbench data NAME           download a dataset (online) or print where to put it
     invbench new attack|defense NAME [--modality ...] [--access ...|--kind ...] [--title ...]
                                  scaffold a new method's module and YAML (CONTRIBUTING.md)
-    invbench check attack=NAME|defense=NAME|--all
+    invbench check attack=NAME|defense=NAME|--all|--changed-since=GIT_REF
                                  schema + smoke runs on every compatible mini task: pass/fail
 
 OVERRIDES are Hydra overrides. In ``bench``, ``attack=gmi,link-steal-0`` or
@@ -319,15 +319,22 @@ def command_new(argv: list[str]) -> int:
 
 
 def command_check(argv: list[str]) -> int:
-    from benchmark.check import format_table, run_check
+    from benchmark.check import changed_paths, format_table, methods_for_paths, run_check
 
-    chosen, rest = split_overrides([a for a in argv if a != "--all"])
+    since = next((a.partition("=")[2] for a in argv if a.startswith("--changed-since=")), None)
+    chosen, rest = split_overrides([a for a in argv if not a.startswith("--")])
     methods = [(kind, name) for kind in ("attack", "defense") for name in chosen.get(kind, [])]
     if "--all" in argv:
         methods = [("attack", n) for n in ATTACKS.names()] + \
                   [("defense", n) for n in DEFENSES.names()]
+    elif since:
+        methods = methods_for_paths(changed_paths(since))
+        if not methods:
+            print(f"invbench check: no method's module or YAML changed since {since}")
+            return 0
     if not methods:
-        raise UsageError("name what to check: invbench check attack=NAME, defense=NAME or --all")
+        raise UsageError("name what to check: invbench check attack=NAME, defense=NAME, --all "
+                         "or --changed-since=GIT_REF")
     for kind, name in methods:
         SWEPT[kind].get(name)  # an unknown name exits 2 with the closest match
     cfg = compose_config(rest)

@@ -175,3 +175,12 @@ def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp
     assert 'id="attack-noise-floor"' in html and "https://example.org/noise-floor" in html
     assert "Uniform noise as reconstructions" in html
     assert "pip install" not in bench.stdout
+
+
+def test_changed_files_map_to_the_methods_they_define():
+    from benchmark.check import methods_for_paths
+
+    assert methods_for_paths(["attacks/gmi.py", "README.md", "benchmark/conf/defense/mid.yaml",
+                              "defenses/label_smoothing.py", "attacks/gan_prior.py"]) == [
+        ("attack", "gmi"), ("defense", "mid"), ("defense", "label-smoothing")]
+    assert methods_for_paths(["benchmark/conf/attack/_gan_prior.yaml"]) == []
