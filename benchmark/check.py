@@ -1,7 +1,8 @@
 """``invbench check attack=NAME`` / ``defense=NAME``: what a submitted method must pass.
 
 1. Registry and schema: the name is registered, its YAML (``benchmark/conf/<kind>/NAME.yaml``)
-   exists and names it, the citation is complete (title, authors, venue, year, an http(s) link),
+   exists and names it, the citation is complete (title, authors, venue, year, an http(s) link;
+   only the undefended baseline ``none`` has none),
    the access level or defense kind and the modalities are valid, and a ``paper:`` block, if any,
    maps metric names to numbers.
 2. A smoke run on every compatible task of the ``mini`` suite whose data is present, at the
@@ -66,8 +67,9 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
         problems.append(f"{yaml.name}: its 'name' must be {entry.name!r}")
     citation = entry.citation
     if citation is None:
-        problems.append("no citation: pass citation=Citation(title, authors, venue, year, url) "
-                        "to the register decorator")
+        if entry.defense_kind != "none":  # the undefended baseline cites no paper
+            problems.append("no citation: pass citation=Citation(title, authors, venue, year, "
+                            "url) to the register decorator")
     else:
         for part in ("title", "authors", "venue"):
             if not str(getattr(citation, part)).strip():

@@ -4,16 +4,21 @@
 
 with scale ``b`` (``scale`` in the YAML). If every entry is clipped to zero the released vector
 is uniform. This perturbs what a black-box attacker observes; the weights, and so white-box
-attacks, are untouched (those cells are n/a).
+attacks, are untouched (those cells are n/a). The noise is the Laplace mechanism of Dwork et al.
+(TCC 2006) applied to each released vector; no privacy guarantee is claimed for the vector.
 """
 
 import torch
 
 from benchmark.methods import Defense
-from benchmark.registry import register_defense
+from benchmark.registry import Citation, register_defense
 
 
-@register_defense("output-noise", defense_kind="output", version="1.0")
+@register_defense(
+    "output-noise", defense_kind="output", version="1.0",
+    citation=Citation("Calibrating Noise to Sensitivity in Private Data Analysis (the Laplace "
+                      "mechanism)", "Dwork et al.", "TCC", 2006,
+                      "https://doi.org/10.1007/11681878_14"))
 class OutputNoise(Defense):
     kind = "output"
 
