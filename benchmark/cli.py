@@ -135,6 +135,20 @@ def command_run(overrides: list[str]) -> int:
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
+def drop_stand_ins(tasks: list[str], stand_ins: dict[str, str]) -> list[str]:
+    """The suite's tasks without the embedded stand-ins whose real task runs (the suite's
+    ``stand_ins``: stand-in -> real task)."""
+    kept = []
+    for task in tasks:
+        real = stand_ins.get(task)
+        if real in tasks:
+            print(f"[skip] task '{task}': it stands in for '{real}', whose data is present "
+                  f"(task={task} runs it)", flush=True)
+        else:
+            kept.append(task)
+    return kept
+
+
 def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]:
     """The sweep's compatible cells as Hydra grids: attacks that apply to the same defenses
     form one grid, so n/a cells are never launched (each launch costs a job), and tasks with
@@ -202,6 +216,8 @@ def command_bench(overrides: list[str]) -> int:
             print(f"[skip] task '{task_name}': its data is not under the data root "
                   f"{Path(str(cfg.paths.data)).resolve()} (set INVBENCH_DATA to add it)",
                   flush=True)
+    if "task" not in chosen:
+        tasks = drop_stand_ins(tasks, dict(cfg.suite.get("stand_ins") or {}))
     sweep["task"] = tasks
     groups = compatible_groups(sweep)
     cells = sum(len(g["attack"]) * len(g["defense"]) * len(g["task"]) for g in groups) \

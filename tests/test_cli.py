@@ -158,3 +158,12 @@ def test_an_override_that_does_not_compose_exits_2_with_hydra_s_hint(workdir, ca
     assert err.startswith("invbench: error: Could not override 'suite.budgets.digits.stepz'")
     assert "+suite.budgets.digits.stepz=3" in err and "Traceback" not in err
     assert not (workdir / "results").exists()
+
+
+def test_an_embedded_stand_in_runs_only_while_its_real_task_is_absent(capsys):
+    from benchmark.cli import drop_stand_ins
+
+    stand_ins = {"sbm-citation": "cora"}
+    assert drop_stand_ins(["digits", "sbm-citation", "cora"], stand_ins) == ["digits", "cora"]
+    assert "[skip] task 'sbm-citation': it stands in for 'cora'" in capsys.readouterr().out
+    assert drop_stand_ins(["digits", "sbm-citation"], stand_ins) == ["digits", "sbm-citation"]
