@@ -167,3 +167,11 @@ def test_an_embedded_stand_in_runs_only_while_its_real_task_is_absent(capsys):
     assert drop_stand_ins(["digits", "sbm-citation", "cora"], stand_ins) == ["digits", "cora"]
     assert "[skip] task 'sbm-citation': it stands in for 'cora'" in capsys.readouterr().out
     assert drop_stand_ins(["digits", "sbm-citation"], stand_ins) == ["digits", "sbm-citation"]
+
+
+def test_an_override_one_swept_attack_lacks_exits_2_before_any_cell(workdir, capsys):
+    assert main(["bench", *SMOKE, "task=digits", "attack=kedmi,miface", "defense=none",
+                 "attack.lambda_id=3"]) == 2
+    err = capsys.readouterr().err
+    assert "Could not override 'attack.lambda_id'" in err and "+attack.lambda_id=3" in err
+    assert not (workdir / "results").exists()
