@@ -11,8 +11,9 @@
    passes when it runs, its output has the task's shape and no NaN (the runner's
    ``check_reconstruction``), it stays within its access level (a black-box attack touching the
    model, a baseline querying it, or a query budget overrun fails), and both runs give
-   bit-identical reconstructions (``record["reconstruction_sha256"]``) and metrics. An attack is run against no defense; a defense under a reference attack that applies
-   to it (``REFERENCE_ATTACKS``).
+   bit-identical reconstructions (``record["reconstruction_sha256"]``) and metrics. An attack
+   is run against no defense; a defense under a reference attack that applies to it
+   (``REFERENCE_ATTACKS``).
 
 The table printed lists each cell's checks as pass/FAIL with the reason; the exit code is 0 only
 when everything passes.
@@ -30,11 +31,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from benchmark.cli import CONF_DIR, compose_config
 from benchmark.errors import InvbenchError, QueryBudgetExceeded, ReconstructionError
+from benchmark.provenance import PROJECT_ROOT
 from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSE_KINDS, DEFENSES, MODALITIES, \
     TASKS, Entry, incompatibility
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
 # Under which attack a defense is checked: the first of these that applies to the cell.
 REFERENCE_ATTACKS = ("miface", "link-steal-0", "prompt-search", "gan-random",
                      "feature-similarity")
@@ -60,7 +62,7 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
     problems = []
     yaml = CONF_DIR / kind / f"{entry.name}.yaml"
     if not yaml.is_file():
-        return [f"no YAML: create {yaml.relative_to(CONF_DIR.parent.parent)} with name: "
+        return [f"no YAML: create {yaml.relative_to(PROJECT_ROOT)} with name: "
                 f"{entry.name}"]
     settings = OmegaConf.to_container(OmegaConf.load(yaml), resolve=False)
     if not isinstance(settings, dict) or settings.get("name") != entry.name:
@@ -114,7 +116,7 @@ def methods_for_paths(paths: list[str]) -> list[tuple[str, str]]:
 
 def changed_paths(since: str) -> list[str]:
     """The files changed between ``since`` (a git ref) and the working tree."""
-    done = subprocess.run(["git", "diff", "--name-only", since], cwd=CONF_DIR.parent.parent,
+    done = subprocess.run(["git", "diff", "--name-only", since], cwd=PROJECT_ROOT,
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise InvbenchError(f"git diff --name-only {since} failed: {done.stderr.strip()}")
@@ -165,7 +167,6 @@ def _same_result(first: dict, second: dict) -> bool:
 
 def check_cell(task: str, attack: str, defense: str, base_overrides: list[str],
                workdir: Path) -> CellCheck:
-    from benchmark.cli import compose_config
     from benchmark.runner import run_cell
 
     result = CellCheck(task, attack, defense)
@@ -206,6 +207,11 @@ def run_check(kind: str, name: str, tasks: list[str], base_overrides: list[str])
     return problems, cells
 
 
+def passed(problems: list[str], cells: list[CellCheck]) -> bool:
+    """A method passes with a clean schema and at least one cell, every cell passing."""
+    return not problems and bool(cells) and all(c.passed for c in cells)
+
+
 def format_table(kind: str, name: str, problems: list[str], cells: list[CellCheck],
                  skipped: dict[str, str]) -> str:
     lines = [f"invbench check {kind}={name}",
@@ -224,6 +230,5 @@ def format_table(kind: str, name: str, problems: list[str], cells: list[CellChec
         lines.append(f"  {task:<14} skipped: {reason.splitlines()[0]}")
     if not cells:
         lines.append("  FAIL: no mini task this method applies to could be run")
-    verdict = "PASS" if not problems and cells and all(c.passed for c in cells) else "FAIL"
-    lines.append(f"  {verdict}")
+    lines.append(f"  {'PASS' if passed(problems, cells) else 'FAIL'}")
     return "\n".join(lines)

@@ -361,7 +361,8 @@ def command_new(argv: list[str]) -> int:
 
 
 def command_check(argv: list[str]) -> int:
-    from benchmark.check import changed_paths, format_table, methods_for_paths, run_check
+    from benchmark.check import changed_paths, format_table, methods_for_paths, passed, \
+        run_check
 
     since = next((a.partition("=")[2] for a in argv if a.startswith("--changed-since=")), None)
     chosen, rest = split_overrides([a for a in argv if not a.startswith("--")])
@@ -387,9 +388,8 @@ def command_check(argv: list[str]) -> int:
     for kind, name in methods:
         base = [o for o in [*path_overrides(cfg), *rest] if not o.startswith("paths.results=")]
         problems, cells = run_check(kind, name, runnable, base)
-        table = format_table(kind, name, problems, cells, skipped)
-        print(table, flush=True)
-        failed += table.endswith("FAIL")
+        print(format_table(kind, name, problems, cells, skipped), flush=True)
+        failed += not passed(problems, cells)
     if len(methods) > 1:
         print(f"invbench check: {len(methods) - failed} of {len(methods)} methods pass")
     return 1 if failed else 0

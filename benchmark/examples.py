@@ -13,6 +13,7 @@ import io
 import numpy as np
 import torch
 from PIL import Image
+from sklearn.metrics import roc_curve
 
 EXAMPLE_IDENTITIES = 4   # image cells: identities shown
 THUMBNAIL_PIXELS = 48    # image cells: a tile's side, upscaled (nearest) from the task's size
@@ -46,15 +47,10 @@ def prompt_pairs(secrets: list[str], reconstructed: list[str]) -> dict:
 
 
 def roc_curve_points(positive: np.ndarray, negative: np.ndarray) -> dict:
-    """The ROC curve of edge scores (positives: true edges), thinned to ``ROC_POINTS``."""
-    scores = np.concatenate([positive, negative])
-    truth = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
-    order = np.argsort(-scores, kind="stable")
-    scores, truth = scores[order], truth[order]
-    # one point per distinct threshold: the last index of each run of equal scores
-    last = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
-    tpr = np.r_[0.0, np.cumsum(truth)[last] / max(truth.sum(), 1)]
-    fpr = np.r_[0.0, np.cumsum(1 - truth)[last] / max((1 - truth).sum(), 1)]
+    """The ROC curve of edge scores (positives: true edges), one point per distinct threshold
+    (scikit-learn's ``roc_curve``), thinned to ``ROC_POINTS``."""
+    truth = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    fpr, tpr, _ = roc_curve(truth, np.r_[positive, negative], drop_intermediate=False)
     if len(fpr) > ROC_POINTS:
         keep = np.unique(np.linspace(0, len(fpr) - 1, ROC_POINTS).round().astype(int))
         fpr, tpr = fpr[keep], tpr[keep]

@@ -16,9 +16,9 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from benchmark.errors import InvbenchError
+from benchmark.provenance import PROJECT_ROOT
 from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSES, MODALITIES
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCAFFOLDS = Path(__file__).resolve().parent / "scaffolds"
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
