@@ -19,11 +19,13 @@ this process, one after the other). A ``hydra/launcher=...`` override replaces t
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import logging
 import os
-import warnings
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -105,18 +107,33 @@ def expand(values: list, registry: Registry) -> list[str]:
     return registry.names() if list(values) == ["all"] else [str(v) for v in values]
 
 
-def compose_each_job_once() -> None:
-    """Hydra's basic sweeper composes every job's config in this process before it launches a
-    batch (about 0.2 s each, one after the other: the workers idle for 50 s of the mini sweep),
-    and each job composes its own again. ``invbench bench`` has already composed a cell's config
-    and checked every name, and composes one config per task, attack and defense of the sweep
-    (:func:`compose_each_method`), which catches an override that one method's settings lack;
-    so the sweep skips Hydra's pass."""
+@contextlib.contextmanager
+def launching_exactly(cells: list[list[str]]):
+    """Make Hydra's basic sweeper launch exactly ``cells`` (one override list per job) as one
+    batch, instead of the cartesian product of the command line's sweep.
+
+    A Hydra sweep is a grid; the compatible cells of a suite are not (a white-box attack has
+    no output-defense cells, graph attacks no image tasks), and one launch per grid left a
+    worker idle at the end of each launch. The sweeper would also compose every job's config in
+    this process before launching (about 0.2 s each, the workers idle meanwhile); each job
+    composes its own anyway, and ``invbench bench`` has composed one config per task, attack
+    and defense of the sweep (:func:`compose_each_method`), which catches an override that one
+    method's settings lack. Hydra's own methods are restored on exit."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    replaced = {"split_arguments": staticmethod(lambda overrides, max_batch_size: [cells]),
+                "validate_batch_is_legal": lambda self, batch: None}
+    saved = {name: BasicSweeper.__dict__.get(name) for name in replaced}
+    for name, method in replaced.items():
+        setattr(BasicSweeper, name, method)
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    except ImportError:  # a Hydra that moved it: keep its validation
-        return
-    BasicSweeper.validate_batch_is_legal = lambda self, batch: None
+        yield
+    finally:
+        for name, method in saved.items():
+            if method is None:  # inherited from Hydra's Sweeper
+                delattr(BasicSweeper, name)
+            else:
+                setattr(BasicSweeper, name, method)
 
 
 def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> None:
@@ -174,9 +191,8 @@ def drop_stand_ins(tasks: list[str], stand_ins: dict[str, str]) -> list[str]:
 
 
 def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]:
-    """The sweep's compatible cells as Hydra grids: attacks that apply to the same defenses
-    form one grid, so n/a cells are never launched (each launch costs a job), and tasks with
-    the same grid share it (fewer launches, each ending on one busy worker)."""
+    """The sweep's compatible cells as grids: attacks that apply to the same defenses on the
+    same tasks form one, so n/a cells are never launched (each launch costs a job)."""
     by_grid: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for task_name in sweep["task"]:
         task = TASKS.get(task_name)
@@ -193,14 +209,19 @@ def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]
             for (attacks, defenses), tasks in by_grid.items()]
 
 
-def sweep_arguments(group: dict[str, list[str]], seeds: list[str]) -> list[str]:
-    """A grid's Hydra sweep overrides, task varying fastest, then seed (Hydra's basic sweeper
-    varies the last override fastest): consecutive cells then belong to different tasks or
-    seeds and never wait on each other for a shared artifact (a task's GAN prior, a target),
-    so two workers train two tasks' artifacts side by side instead of one waiting for the
-    other."""
-    return [f"attack={','.join(group['attack'])}", f"defense={','.join(group['defense'])}",
-            f"seed={','.join(seeds)}", f"task={','.join(group['task'])}"]
+def interleaved_cells(groups: list[dict[str, list[str]]], seeds: list[str]) -> list[list[str]]:
+    """Every compatible cell once, as (task, attack, defense, seed) overrides, tasks taking
+    turns: consecutive cells belong to different tasks, so two workers train two tasks' targets
+    and GAN priors side by side instead of one waiting on the other's lock (a file lock per
+    artifact)."""
+    per_task: dict[str, list[list[str]]] = {}
+    for group in groups:
+        for attack, defense, seed, task in itertools.product(
+                group["attack"], group["defense"], seeds, group["task"]):
+            per_task.setdefault(task, []).append(
+                [f"task={task}", f"attack={attack}", f"defense={defense}", f"seed={seed}"])
+    return [cell for turn in itertools.zip_longest(*per_task.values()) for cell in turn
+            if cell is not None]
 
 
 def command_bench(overrides: list[str]) -> int:
@@ -251,14 +272,15 @@ def command_bench(overrides: list[str]) -> int:
     print(f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
           f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
           f"{cells} cells to run, {total - cells} not applicable (n/a, not launched)", flush=True)
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     rest = [*rest, *parallel_overrides(cfg, rest)]
-    for number, group in enumerate(groups):
-        argv = ["--multirun", f"suite={suite[0]}", *sweep_arguments(group, sweep["seed"]), *rest]
-        if not any(o.startswith("hydra.sweep.dir=") for o in rest):
-            argv.append(f"hydra.sweep.dir=.invbench/hydra/sweep/{stamp}/{number}")
-        compose_each_job_once()
-        run_hydra(argv)
+    hydra_overrides = [o for o in rest if o.startswith("hydra")]
+    cells_overrides = [[f"suite={suite[0]}", *cell, *(o for o in rest if o not in hydra_overrides)]
+                       for cell in interleaved_cells(groups, sweep["seed"])]
+    if not cells_overrides:
+        print("invbench bench: no compatible cell to run", flush=True)
+    else:  # Hydra composes its base config with the first cell's overrides
+        with launching_exactly(cells_overrides):
+            run_hydra(["--multirun", *cells_overrides[0], *hydra_overrides])
     return command_report(["--results", str(cfg.paths.results), "--site", str(cfg.paths.site)])
 
 
