@@ -186,11 +186,23 @@ class _NaN(Attack):
         return torch.full(shape, float("nan"))
 
 
+class _OverBudget(Attack):
+    """Asks the released model for one output more than the suite's query budget allows."""
+
+    def run(self, access, victims, prior, budget, generator):
+        images = torch.zeros(budget["queries"] // 2, *victims.image_shape)
+        access(images)
+        access(images)
+        access(images[:1])
+
+
 @pytest.fixture
 def faulty_attacks():
-    names = {"test-raises": _Raises, "test-wrong-shape": _WrongShape, "test-nan": _NaN}
+    names = {"test-raises": _Raises, "test-wrong-shape": _WrongShape, "test-nan": _NaN,
+             "test-over-budget": _OverBudget}
     for name, cls in names.items():
-        register_attack(name, modalities=("image",), access="whitebox")(cls)
+        register_attack(name, modalities=("image",),
+                        access="scores" if cls is _OverBudget else "whitebox")(cls)
     yield list(names)
     for name in names:
         ATTACKS._entries.pop(name)
@@ -205,6 +217,10 @@ def test_failing_methods_give_failed_records_and_the_sweep_goes_on(workdir, faul
     assert "ReconstructionError: expected reconstructions of shape (3, 2, 1, 16, 16)" in \
         errors["test-wrong-shape"]
     assert "NaN" in errors["test-nan"]
+    assert errors["test-over-budget"].startswith(
+        "QueryBudgetExceeded: the attack asked for 201 released outputs but the suite's query "
+        "budget is 200")
+    assert records["digits/test-over-budget__none__s0.json"]["cost"]["queries"] == 200
     assert errors["gmi"] is None and records["digits/gmi__none__s0.json"]["status"] == "ok"
     html = build_report(workdir / "results", workdir / "site").read_text()
     assert html.count('class="failed"') >= 3
