@@ -54,5 +54,11 @@ def chain_labels(victims) -> torch.Tensor:
     return victims.classes.repeat_interleave(victims.per_class)
 
 
+def search_setup(access, victims, prior) -> tuple[torch.nn.Module, torch.Tensor, int]:
+    """What every search starts from: the prior's generator (eval mode), the identity of each
+    search, and the queries it may spend."""
+    return prior.generator.eval(), chain_labels(victims), budget_of(access)
+
+
 def as_reconstructions(images: torch.Tensor, victims) -> torch.Tensor:
     return images.view(len(victims.classes), victims.per_class, *victims.image_shape)

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from attacks._black_box import (as_reconstructions, budget_of, chain_labels, released, render,
-                                sample_latents)
+from attacks._black_box import (as_reconstructions, released, render, sample_latents,
+                                search_setup)
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -58,12 +58,10 @@ class BREPMI(UsesGANPrior, Attack):
     @torch.no_grad()
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         cfg = self.cfg
-        net = prior.generator.eval()
-        labels = chain_labels(victims)
+        net, labels, queries = search_setup(access, victims, prior)
         chains, z_dim = len(labels), prior.z_dim
         low, high = float(cfg["clip_min"]), float(cfg["clip_max"])
         points, expansion = int(cfg["sphere_points"]), float(cfg["expansion"])
-        queries = budget_of(access)
 
         # Starting points: rounds of init_fraction of the budget each, until every walk has
         # one or init_rounds rounds are spent (the paper samples batches until it finds one)

@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks._black_box import (as_reconstructions, budget_of, chain_labels, log_confidence,
-                                released, render, sample_latents)
+from attacks._black_box import (as_reconstructions, log_confidence, released, render,
+                                sample_latents, search_setup)
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -58,10 +58,8 @@ def train_inverse(outputs: torch.Tensor, latents: torch.Tensor, *, hidden: int, 
 class C2FMI(UsesGANPrior, Attack):
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         cfg = self.cfg
-        net = prior.generator.eval()
-        labels = chain_labels(victims)
+        net, labels, queries = search_setup(access, victims, prior)
         chains, z_dim, clip = len(labels), prior.z_dim, float(cfg["clip"])
-        queries = budget_of(access)
 
         # Stage I: the inverse network and each identity's starting latent
         samples = sample_latents(int(queries * float(cfg["inverse_fraction"])), z_dim, clip,

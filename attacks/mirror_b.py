@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from attacks._black_box import (as_reconstructions, budget_of, chain_labels, log_confidence,
-                                released, render, sample_latents)
+from attacks._black_box import (as_reconstructions, log_confidence, released, render,
+                                sample_latents, search_setup)
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -58,10 +58,8 @@ class MirrorBlackBox(UsesGANPrior, Attack):
     @torch.no_grad()
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         cfg = self.cfg
-        net = prior.generator.eval()
-        labels = chain_labels(victims)
+        net, labels, queries = search_setup(access, victims, prior)
         chains, z_dim, clip = len(labels), prior.z_dim, float(cfg["clip"])
-        queries = budget_of(access)
         pool_size = max(int(queries * float(cfg["pool_fraction"])), victims.per_class * 2)
         generations = int(cfg["generations"])
         population = min(int(cfg["population"]),

@@ -31,7 +31,7 @@ import math
 import torch
 import torch.nn as nn
 
-from attacks._black_box import (FLOOR, as_reconstructions, budget_of, released, render)
+from attacks._black_box import FLOOR, as_reconstructions, budget_of, released, render
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
