@@ -77,9 +77,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
         return compose(config_name="config", overrides=overrides)
 
 
-def missing_data(cfg: DictConfig, task_name: str) -> str | None:
-    """The message for a task whose real data is absent, or None."""
-    task_cfg = compose_config([f"task={task_name}", *cfg_overrides(cfg)])
+def missing_data(cfg: DictConfig, task_name: str, overrides: list[str]) -> str | None:
+    """The message for a task whose real data is absent, or None; ``overrides`` are the
+    user's, of which the task's settings (``task.root=...``) count."""
+    task_settings = [o for o in overrides if o.lstrip("+").startswith("task.")]
+    task_cfg = compose_config([f"task={task_name}", *cfg_overrides(cfg), *task_settings])
     try:
         build_task(task_cfg)
     except MissingDataError as error:
@@ -252,7 +254,7 @@ def command_bench(overrides: list[str]) -> int:
 
     tasks = []
     for task_name in sweep["task"]:
-        message = missing_data(cfg, task_name)
+        message = missing_data(cfg, task_name, settings)
         if message is None:
             tasks.append(task_name)
         elif "task" in chosen:
@@ -404,7 +406,7 @@ def command_check(argv: list[str]) -> int:
         SWEPT[kind].get(name)  # an unknown name exits 2 with the closest match
     cfg = compose_config(rest)
     tasks = chosen.get("task") or list(compose_config(["suite=mini"]).suite.tasks)
-    skipped = {t: reason for t in tasks if (reason := missing_data(cfg, t))}
+    skipped = {t: reason for t in tasks if (reason := missing_data(cfg, t, rest))}
     runnable = [t for t in tasks if t not in skipped]
     failed = 0
     for kind, name in methods:

@@ -255,3 +255,26 @@ def test_every_image_attack_against_every_image_defense_runs(workdir, capsys):
     # per target (7 training-time defenses): KEDMI's GAN, PLG-MI's cGAN, LOMMA's students
     assert trainings.count("target") == 7 and trainings.count("target_prior") == 21
     assert trainings.count("prior") == 1  # the public GMI prior, shared by gmi, ppa, lomma-gmi
+
+
+@needs_shared_data
+@pytest.mark.slow
+def test_bench_reads_celeba_from_task_root_and_the_black_box_attacks_run_on_it(workdir,
+                                                                              tmp_path, capsys):
+    """`invbench bench task=celeba task.root=DIR` checks DIR for the data (it once checked the
+    default <data root>/celeba and exited 2), and the score and label attacks run on faces
+    detected in the subset's unaligned photos (small models at 32x32: the data path is what
+    is tested)."""
+    from tests.conftest import SMOKE
+
+    root = _celeba_copy(tmp_path, identities=3, aligned=False)
+    assert main(["bench", *SMOKE, "task=celeba", f"task.root={root}",
+                 "task.private_identities=2", "task.image_size=32",
+                 "task.target.model=test_resnet", "task.evaluator.model=eval-cnn",
+                 "++task.evaluator.width=8", "attack=[mirror-b,brepmi]", "defense=none"]) == 0
+    out = capsys.readouterr().out
+    assert "[failed]" not in out and out.count("[ok] smoke/celeba") == 2, out
+    for name in ("mirror-b", "brepmi"):
+        record = json.loads((workdir / "results/smoke/celeba" / f"{name}__none__s0.json")
+                            .read_text())
+        assert 0 < record["cost"]["queries"] <= record["budget"]["queries"]
