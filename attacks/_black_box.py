@@ -29,6 +29,12 @@ def released(access, generator_net: torch.nn.Module, z: torch.Tensor) -> torch.T
     return torch.cat([access(generator_net(part)) for part in z.split(CHUNK)])
 
 
+@torch.no_grad()
+def released_for_images(access, images: torch.Tensor) -> torch.Tensor:
+    """The released outputs for images the attack has already rendered: one query each."""
+    return torch.cat([access(part) for part in images.split(CHUNK)])
+
+
 def log_confidence(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p_y of each released vector for its label (MIRROR's and C2FMI's fitness)."""
     return probs.gather(1, labels[:, None]).squeeze(1).clamp_min(FLOOR).log()

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks._black_box import budget_of, released, sample_latents
+from attacks._black_box import budget_of, released_for_images, render, sample_latents
 from attacks.gan_prior import GANPrior
 from attacks.gmi import GMI
 from benchmark.registry import Citation, register_attack
@@ -68,8 +68,8 @@ class LOKT(GMI):
         net = prior.generator.eval()
         count = int(budget_of(access) * float(cfg["label_fraction"]))
         latents = sample_latents(count, prior.z_dim, float(cfg["clip"]), generator)
-        images = torch.cat([net(part).detach() for part in latents.split(2048)])
-        labels = released(access, net, latents).argmax(dim=1)
+        images = render(net, latents)  # the transfer set, rendered once: labelled, then learnt
+        labels = released_for_images(access, images).argmax(dim=1)
         seen = torch.bincount(labels, minlength=victims.num_classes).float()
         balance = torch.where(seen > 0, len(labels) / (victims.num_classes * seen.clamp_min(1)),
                               torch.zeros_like(seen))

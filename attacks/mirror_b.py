@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks._black_box import (as_reconstructions, log_confidence, released, render,
+from attacks._black_box import (FLOOR, as_reconstructions, log_confidence, released, render,
                                 sample_latents, search_setup)
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
@@ -66,7 +66,7 @@ class MirrorBlackBox(UsesGANPrior, Attack):
                          max(2, (queries - pool_size) // (chains * generations) + 1))
 
         pool = sample_latents(pool_size, z_dim, clip, generator)
-        pool_scores = released(access, net, pool).clamp_min(1e-12).log()
+        pool_scores = released(access, net, pool).clamp_min(FLOOR).log()  # f for every class
         z, fitness = initial_population(pool_scores, pool, labels, victims.per_class, population)
         active = torch.ones(chains, dtype=torch.bool)
         threshold = torch.tensor(float(cfg["min_score"])).log()

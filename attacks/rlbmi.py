@@ -9,7 +9,8 @@ agent's action a in (-1, 1)^d (tanh-squashed Gaussian policy) gives the next sta
 
 and the reward (Eq. 3-6, weights w1 = w2 = 2, w3 = 8):
 
-    r = w1 log T_y(G(s')) + w2 log T_y(G(a)) + w3 log max(eps, T_y(G(s')) - max_{i != y} T_i(G(s')))
+    r = w1 log T_y(G(s')) + w2 log T_y(G(a))
+        + w3 log max(eps, T_y(G(s')) - max_{i != y} T_i(G(s')))
 
 With one-step episodes the critic's target is the reward itself. SAC's losses, per agent:
 critics (twin) MSE(Q_k(s, a), r); actor E[exp(log_alpha) log pi(a|s) - min_k Q_k(s, a)];
@@ -173,8 +174,7 @@ class RLBMI(UsesGANPrior, Attack):
             for _ in range(int(cfg["updates_per_round"])):
                 pick = torch.randint(size, (agents, min(int(cfg["batch_size"]), size)),
                                      generator=generator)
-                model.update(*(buffer[key].gather(1, pick[..., None].expand(
-                    -1, -1, buffer[key].shape[-1])) if buffer[key].dim() == 3
-                    else buffer[key].gather(1, pick) for key in ("state", "action", "reward")),
-                    optimizers)
+                own = torch.arange(agents)[:, None]  # each agent samples its own buffer
+                model.update(*(buffer[key][own, pick] for key in ("state", "action", "reward")),
+                             optimizers)
         return as_reconstructions(render(net, best_z.flatten(0, 1)), victims)

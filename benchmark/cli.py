@@ -192,37 +192,20 @@ def drop_stand_ins(tasks: list[str], stand_ins: dict[str, str]) -> list[str]:
     return kept
 
 
-def compatible_groups(sweep: dict[str, list[str]]) -> list[dict[str, list[str]]]:
-    """The sweep's compatible cells as grids: attacks that apply to the same defenses on the
-    same tasks form one, so n/a cells are never launched (each launch costs a job)."""
-    by_grid: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+def compatible_cells(sweep: dict[str, list[str]]) -> list[list[str]]:
+    """Every compatible cell of the sweep once, as (task, attack, defense, seed) overrides: n/a
+    cells are never launched (each launch costs a job). Tasks take turns, so consecutive cells
+    belong to different tasks and two workers train two tasks' targets and GAN priors side by
+    side instead of one waiting on the other's lock (a file lock per artifact)."""
+    per_task = []
     for task_name in sweep["task"]:
         task = TASKS.get(task_name)
-        by_defenses: dict[tuple[str, ...], list[str]] = {}
-        for attack_name in sweep["attack"]:
-            attack = ATTACKS.get(attack_name)
-            defenses = tuple(d for d in sweep["defense"]
-                             if incompatibility(task, attack, DEFENSES.get(d)) is None)
-            if defenses:
-                by_defenses.setdefault(defenses, []).append(attack_name)
-        for defenses, attacks in by_defenses.items():
-            by_grid.setdefault((tuple(attacks), defenses), []).append(task_name)
-    return [{"attack": list(attacks), "defense": list(defenses), "task": tasks}
-            for (attacks, defenses), tasks in by_grid.items()]
-
-
-def interleaved_cells(groups: list[dict[str, list[str]]], seeds: list[str]) -> list[list[str]]:
-    """Every compatible cell once, as (task, attack, defense, seed) overrides, tasks taking
-    turns: consecutive cells belong to different tasks, so two workers train two tasks' targets
-    and GAN priors side by side instead of one waiting on the other's lock (a file lock per
-    artifact)."""
-    per_task: dict[str, list[list[str]]] = {}
-    for group in groups:
-        for attack, defense, seed, task in itertools.product(
-                group["attack"], group["defense"], seeds, group["task"]):
-            per_task.setdefault(task, []).append(
-                [f"task={task}", f"attack={attack}", f"defense={defense}", f"seed={seed}"])
-    return [cell for turn in itertools.zip_longest(*per_task.values()) for cell in turn
+        per_task.append([
+            [f"task={task_name}", f"attack={attack}", f"defense={defense}", f"seed={seed}"]
+            for attack, defense, seed in itertools.product(sweep["attack"], sweep["defense"],
+                                                           sweep["seed"])
+            if incompatibility(task, ATTACKS.get(attack), DEFENSES.get(defense)) is None])
+    return [cell for turn in itertools.zip_longest(*per_task) for cell in turn
             if cell is not None]
 
 
@@ -267,17 +250,16 @@ def command_bench(overrides: list[str]) -> int:
         tasks = drop_stand_ins(tasks, dict(cfg.suite.get("stand_ins") or {}))
     sweep["task"] = tasks
     compose_each_method(sweep, [f"suite={suite[0]}", *settings])
-    groups = compatible_groups(sweep)
-    cells = sum(len(g["attack"]) * len(g["defense"]) * len(g["task"]) for g in groups) \
-        * len(sweep["seed"])
+    cells = compatible_cells(sweep)
     total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
     print(f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
           f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
-          f"{cells} cells to run, {total - cells} not applicable (n/a, not launched)", flush=True)
+          f"{len(cells)} cells to run, {total - len(cells)} not applicable (n/a, not launched)",
+          flush=True)
     rest = [*rest, *parallel_overrides(cfg, rest)]
     hydra_overrides = [o for o in rest if o.startswith("hydra")]
     cells_overrides = [[f"suite={suite[0]}", *cell, *(o for o in rest if o not in hydra_overrides)]
-                       for cell in interleaved_cells(groups, sweep["seed"])]
+                       for cell in cells]
     if not cells_overrides:
         print("invbench bench: no compatible cell to run", flush=True)
     else:  # Hydra composes its base config with the first cell's overrides

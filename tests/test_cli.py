@@ -127,14 +127,14 @@ def test_the_sweep_launches_each_compatible_cell_once_with_tasks_alternating():
     """One launch of every compatible cell (no n/a cell, none twice), ordered so that
     consecutive cells belong to different tasks while two tasks have cells left: two workers
     then train two tasks' GAN priors side by side instead of one waiting on the other's lock."""
-    from benchmark.cli import compatible_groups, interleaved_cells
+    from benchmark.cli import compatible_cells
     from benchmark.registry import incompatibility, load_all
 
     load_all()
     tasks, attacks = ["digits", "olivetti", "sbm-citation"], ["gmi", "gan-random", "link-steal-0"]
     defenses = ["none", "mid", "rounding", "edge-rand"]
-    cells = interleaved_cells(
-        compatible_groups({"task": tasks, "attack": attacks, "defense": defenses}), ["0"])
+    cells = compatible_cells({"task": tasks, "attack": attacks, "defense": defenses,
+                              "seed": ["0"]})
     launched = [tuple(o.split("=", 1)[1] for o in cell[:3]) for cell in cells]
     assert all(cell[3] == "seed=0" for cell in cells)
     expected = {(t, a, d) for t in tasks for a in attacks for d in defenses
