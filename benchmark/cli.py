@@ -141,9 +141,14 @@ def launching_exactly(cells: list[list[str]]):
 def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> None:
     """Compose the config of each task, attack and defense of the sweep once with the user's
     overrides, so that one that a method's settings lack (``attack.lambda_id=3`` with an
-    attack that has no lambda_id) exits 2 with Hydra's hint before any cell runs."""
+    attack that has no lambda_id) exits 2 with Hydra's hint before any cell runs. Only the
+    groups whose settings are overridden are composed: one composition costs a third of a
+    second, and composing all 37 methods of the mini delayed its first cell by 12 s."""
     first = {key: values[0] for key, values in sweep.items() if key in SWEPT and values}
+    touched = {o.lstrip("+~").partition(".")[0] for o in overrides if "." in o.partition("=")[0]}
     for key in SWEPT:
+        if key not in touched:
+            continue
         for value in sweep.get(key, [])[1:]:
             compose_config([*(f"{k}={v}" for k, v in {**first, key: value}.items()), *overrides])
 

@@ -257,12 +257,15 @@ def test_every_image_attack_against_every_image_defense_runs(workdir, capsys):
     assert trainings.count("prior") == 1  # the public GMI prior, shared by gmi, ppa, lomma-gmi
 
 
+BLACK_BOX = ["mirror-b", "rlbmi", "c2fmi", "brepmi", "lokt"]
+
+
 @needs_shared_data
 @pytest.mark.slow
 def test_bench_reads_celeba_from_task_root_and_the_black_box_attacks_run_on_it(workdir,
                                                                               tmp_path, capsys):
     """`invbench bench task=celeba task.root=DIR` checks DIR for the data (it once checked the
-    default <data root>/celeba and exited 2), and the score and label attacks run on faces
+    default <data root>/celeba and exited 2), and the five score and label attacks run on faces
     detected in the subset's unaligned photos (small models at 32x32: the data path is what
     is tested)."""
     from tests.conftest import SMOKE
@@ -271,10 +274,11 @@ def test_bench_reads_celeba_from_task_root_and_the_black_box_attacks_run_on_it(w
     assert main(["bench", *SMOKE, "task=celeba", f"task.root={root}",
                  "task.private_identities=2", "task.image_size=32",
                  "task.target.model=test_resnet", "task.evaluator.model=eval-cnn",
-                 "++task.evaluator.width=8", "attack=[mirror-b,brepmi]", "defense=none"]) == 0
+                 "++task.evaluator.width=8", f"attack=[{','.join(BLACK_BOX)}]",
+                 "defense=none"]) == 0
     out = capsys.readouterr().out
-    assert "[failed]" not in out and out.count("[ok] smoke/celeba") == 2, out
-    for name in ("mirror-b", "brepmi"):
+    assert "[failed]" not in out and out.count("[ok] smoke/celeba") == len(BLACK_BOX), out
+    for name in BLACK_BOX:
         record = json.loads((workdir / "results/smoke/celeba" / f"{name}__none__s0.json")
                             .read_text())
         assert 0 < record["cost"]["queries"] <= record["budget"]["queries"]
