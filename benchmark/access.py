@@ -21,9 +21,12 @@ from benchmark.errors import QueryBudgetExceeded
 
 
 def reduce_to_access(probs: torch.Tensor, access: str, topk: int) -> torch.Tensor:
-    """Keep what the access level releases: everything, the k largest, or the argmax."""
+    """Keep what the access level releases: everything, the k largest, the argmax, or nothing
+    (access ``none``: zeros)."""
     if access in ("scores", "whitebox"):
         return probs
+    if access == "none":
+        return torch.zeros_like(probs)
     if access == "topk":
         values, indices = probs.topk(min(topk, probs.shape[-1]), dim=-1)
         return torch.zeros_like(probs).scatter(-1, indices, values)
@@ -94,10 +97,13 @@ class WhiteBoxAccess:
         self.queries = 0
         self._probs_fn = probs_fn
         self._representations_fn = representations_fn
-        self._hook = self.model.register_forward_hook(self._count)
+        self._hook = self.model.register_forward_hook(self._count, with_kwargs=True)
 
-    def _count(self, module: torch.nn.Module, inputs: tuple, output: Any) -> None:
-        first = inputs[0] if inputs else None
+    def _count(self, module: torch.nn.Module, inputs: tuple, kwargs: dict, output: Any) -> None:
+        """One query per row of the batch, passed positionally or by keyword (a language
+        model's ``input_ids`` or ``inputs_embeds``)."""
+        first = inputs[0] if inputs else next(
+            (v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
         self.queries += int(first.shape[0]) if isinstance(first, torch.Tensor) else 1
 
     def probabilities(self, queries: Any) -> torch.Tensor:

@@ -120,6 +120,8 @@ class Task:
     primary_metric = ""
     # Names of the metrics ``score`` returns, mapped to higher_is_better.
     metrics: dict[str, bool] = {}
+    # Names of the utility figures ``utility`` returns, mapped to higher_is_better.
+    utility_metrics: dict[str, bool] = {"test_accuracy": True}
 
     def __init__(self, cfg: Any, data_root: Path, cache_dir: Path, seed: int, offline: bool):
         self.cfg = plain(cfg)

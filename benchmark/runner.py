@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import __version__
-from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, released
+from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.cost import PeakMemory
 from benchmark.errors import InvbenchError, MissingDataError
@@ -270,7 +270,11 @@ def run_cell(cfg: DictConfig) -> dict | None:
             target.eval()
             release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))
             release = released(task.probs_fn(target), defense.transform_output, release_generator)
-            victims = task.victims(budget, release)
+            # What the attacker observes of the victims (a text task's released distributions
+            # after the secret prompts) is reduced to its access level, like its queries.
+            topk = int(budget.get("topk", 5))
+            victims = task.victims(budget, lambda queries: reduce_to_access(
+                release(queries), attack_entry.access, topk))
             if hasattr(victims, "knowledge"):
                 record["attacker_knowledge"] = victims.knowledge()
             if attack_entry.access == "whitebox":
@@ -279,8 +283,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
             elif attack_entry.access == "none":
                 access = NoAccess()
             else:
-                access = Oracle(release, attack_entry.access, budget.get("queries"),
-                                topk=int(budget.get("topk", 5)))
+                access = Oracle(release, attack_entry.access, budget.get("queries"), topk=topk)
             generator = seed_everything(derive_seed(seed, "attack"))
             attack_started = time.perf_counter()
             recon = attack.run(access, victims, prior, budget, generator, **extra)
@@ -295,7 +298,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
             utility_generator = torch.Generator().manual_seed(derive_seed(seed, "utility"))
             record["utility"] = _metric_values(
                 task.utility(target, lambda p: defense.transform_output(p, utility_generator)),
-                {"test_accuracy": True})
+                task.utility_metrics)
             record["status"] = "ok"
         except Exception as error:  # a method failure is a result, not a crash of the sweep
             record["status"] = "failed"
