@@ -2,10 +2,13 @@
 the observed one (the search baseline of Morris et al., ICLR 2024).
 
 For each private prompt with observed distribution p, every scored prompt x costing one query
-and scored by KL(p || q(. | x)):
+and scored by KL(p || q(. | x)) + fluency * NLL_bigram(x), where the bigram model is estimated
+on the PUBLIC prompts (``PublicBigram``; departure: without a fluency term the swaps that lower
+the KL most are gibberish, measured on ``records``: BLEU 24.0 against 30.7 for answering the
+most common public prompt):
 
-1. Initialise: score the first ``max_tokens`` tokens of ``init_pool`` PUBLIC records (other
-   people's records: attacker knowledge) and keep the ``beam_width`` best as beams.
+1. Initialise: score ``init_pool`` prompts of PUBLIC records (other people's records: attacker
+   knowledge) of the secret's length and keep the ``beam_width`` best as beams.
 2. Refine, position by position, in sweeps: replace token i of every beam by each candidate
    token; keep the ``beam_width`` best prompts among beams and substitutions.
 3. Answer the prompt of lowest KL seen once the prompt's share of the query budget is spent.
@@ -21,15 +24,11 @@ from collections import Counter
 
 import torch
 
+from attacks._text import PublicBigram, bos_id, public_prompts, same_length_pool
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
+from tasks.text import kl_divergence
 from tasks.training import progress_bar
-
-
-def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """KL(p || q) per row; zero entries of a top-k or label release are floored at eps."""
-    p = p.clamp_min(0)
-    return (p * (torch.log(p + eps) - torch.log(q.clamp_min(0) + eps))).sum(-1)
 
 
 @register_attack(
@@ -38,27 +37,35 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-8) -> torch.
                       "https://arxiv.org/abs/2311.13647"))
 class PromptSearch(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
-        tokenizer, length = victims.tokenizer, victims.max_tokens
-        public = [tokenizer.encode(record).ids for record in victims.public_records]
+        tokenizer = victims.tokenizer
+        public = public_prompts(victims)
         counts = Counter(token for ids in public for token in ids)
         public_vocab = [t for t, _ in counts.most_common(int(self.cfg["public_vocab"]))]
-        pool = [ids[:length] for ids in public[:int(self.cfg["init_pool"])]]
         per_prompt = (oracle.remaining() or 0) // len(victims.observed)
+        bigram = PublicBigram(public, victims.observed.shape[1], bos_id(tokenizer),
+                              float(self.cfg["bigram_smoothing"]))
+        fluency = float(self.cfg["fluency"])
+
+        def score(observed, prompts, released) -> torch.Tensor:
+            return (kl_divergence(observed[None], released)
+                    + fluency * bigram.nll(torch.tensor(prompts)))
+
         answers = []
         with progress_bar(len(victims.observed), "prompt-search", self.progress) as bar:
-            for observed in victims.observed:
+            for observed, length in zip(victims.observed, victims.lengths):
+                pool = same_length_pool(public, length, int(self.cfg["init_pool"]))
                 leaked = observed.topk(int(self.cfg["observed_topk"])).indices.tolist()
                 candidates = list(dict.fromkeys(public_vocab + leaked))
                 best = self._search(oracle, observed, pool, candidates,
-                                    int(self.cfg["beam_width"]), per_prompt)
+                                    int(self.cfg["beam_width"]), per_prompt, score)
                 answers.append(tokenizer.decode(best))
                 bar.update()
         return answers
 
     @staticmethod
-    def _search(oracle, observed, pool, candidates, beam_width, queries) -> list[int]:
+    def _search(oracle, observed, pool, candidates, beam_width, queries, score) -> list[int]:
         pool = pool[:queries]
-        scores = kl_divergence(observed[None], oracle(pool))
+        scores = score(observed, pool, oracle(pool))
         queries -= len(pool)
         ranked = scores.argsort()[:beam_width].tolist()
         beams = [(float(scores[i]), pool[i]) for i in ranked]
@@ -71,7 +78,7 @@ class PromptSearch(Attack):
                 if not trials or len(trials) > queries:
                     return beams[0][1]
                 queries -= len(trials)
-                kl = kl_divergence(observed[None], oracle(trials)).tolist()
+                kl = score(observed, trials, oracle(trials)).tolist()
                 merged = sorted(beams + list(zip(kl, trials)), key=lambda item: item[0])
                 new_beams = merged[:beam_width]
                 improved |= new_beams[0][0] < beams[0][0]

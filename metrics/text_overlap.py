@@ -4,9 +4,14 @@
   exponential smoothing), the reconstruction as hypothesis and the true prompt as reference.
 - ``token_f1``: mean over prompts of F1 between the SETS of whitespace word tokens (0-1).
 - ``exact_match``: fraction of prompts reconstructed exactly, after stripping whitespace (0-1).
+- ``fields_recovered``: fraction of the private fields the prompts hold (first name, last name)
+  that appear, as whole words, in their reconstruction (0-1).
 """
 
+
 from __future__ import annotations
+
+import re
 
 from sacrebleu.metrics import BLEU
 
@@ -48,3 +53,13 @@ def token_set_f1(predictions: list[str], references: list[str]) -> float:
 @register_metric("exact_match", modalities=("text",), citation=LM_INVERSION)
 def exact_match(predictions: list[str], references: list[str]) -> float:
     return sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / len(predictions)
+
+
+@register_metric("fields_recovered", modalities=("text",), citation=LM_INVERSION)
+def fields_recovered(predictions: list[str], fields: list[dict[str, str]]) -> float:
+    found = total = 0
+    for prediction, values in zip(predictions, fields):
+        for value in values.values():
+            total += 1
+            found += re.search(rf"(?<!\w){re.escape(value)}(?!\w)", prediction) is not None
+    return found / total

@@ -2,8 +2,7 @@
 
 import pytest
 
-from benchmark.runner import build_task, run_cell, suite_budget
-from metrics.text_overlap import mean_sentence_bleu
+from benchmark.runner import run_cell
 from tests.conftest import compose
 
 pytestmark = pytest.mark.slow
@@ -25,17 +24,3 @@ def test_gmi_beats_random_latents_of_the_same_prior_and_chance(workdir):
     assert accuracy > floor["metrics"]["attack_acc@1"]["value"] + 0.1
     assert accuracy > 1 / 5 + 0.1  # five private classes
     assert gmi["metrics"]["knn_dist"]["value"] < floor["metrics"]["knn_dist"]["value"]
-
-
-def test_prompt_search_beats_answering_a_public_prompt(workdir):
-    cfg = compose("task=records", "attack=prompt-search", "defense=none")
-    record = _run("task=records", "attack=prompt-search", "defense=none")
-    task, budget = build_task(cfg), suite_budget(cfg)
-    tokenizer = task.tokenizer()
-    secrets = [tokenizer.decode(p) for p in task.secret_prompts()[:budget["prompts"]]]
-    public = tokenizer.decode(tokenizer.encode(task.splits()["public"][0]).ids[:len(
-        task.secret_prompts()[0])])
-    trivial = mean_sentence_bleu([public] * len(secrets), secrets)
-    # The record template ("name: ... | city:") gives a constant answer ~18 BLEU already.
-    assert record["metrics"]["bleu"]["value"] > trivial + 2
-    assert record["cost"]["queries"] <= budget["queries"]

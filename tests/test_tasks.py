@@ -51,8 +51,13 @@ def test_records_sets_are_disjoint_and_secret_prompts_unseen(workdir):
     assert len(set(sets["train"]) & set(sets["private"])) == 0
     assert len(set(sets["public"]) & (set(sets["train"]) | set(sets["private"]))) == 0
     assert all(r.startswith("name: ") and "phone: " in r for r in sets["private"][:10])
-    prompts = task.secret_prompts()
-    assert all(len(p) == task.cfg["prompt_tokens"] for p in prompts)
+    tokenizer = task.tokenizer()
+    for record, prompt in zip(sets["private"], task.secret_prompts()):
+        # the prompt is the record up to its "email:", whose address repeats the name
+        first, last = record[len("name: "):record.index(" |")].split(" ", 1)
+        assert tokenizer.decode(prompt) == f"name: {first} {last} | email:"
+        assert f"email: {first}.{last}@" in record
+        assert tokenizer.encode(record).ids[:len(prompt)] == prompt
 
 
 def test_cora_without_data_names_the_missing_files(workdir):

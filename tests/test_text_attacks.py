@@ -1,0 +1,173 @@
+"""Text prompt inversion on ``records``: the objective's pieces against hand-computed values,
+access enforced on what the attacker observes, and the text issue's acceptance at the mini
+budget (every attack beats the constant public prompt; the white-box relaxed inversion beats the
+black-box search at equal queries; top-1 release and rounding lower the black-box search)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from attacks._text import PublicBigram, inversion_objective, prompt_log_probs
+from benchmark.access import WhiteBoxAccess
+from benchmark.cli import main
+from benchmark.methods import Attack
+from benchmark.registry import ATTACKS, register_attack
+from benchmark.runner import run_cell
+from defenses.temperature import Temperature
+from metrics.text_overlap import fields_recovered
+from tasks.text import private_fields, prompt_of
+from tests.conftest import SMOKE, compose
+
+
+def test_temperature_releases_the_tempered_distribution_and_keeps_the_argmax():
+    released = Temperature({"temperature": 2.0}).transform_output(
+        torch.tensor([[0.5, 0.25, 0.25]]), torch.Generator())
+    # softmax(log p / 2) = sqrt(p) / sum sqrt(p) = [0.7071, 0.5, 0.5] / 1.7071
+    assert torch.allclose(released, torch.tensor([[0.41421, 0.29289, 0.29289]]), atol=1e-5)
+    with pytest.raises(ValueError, match="must be > 0"):
+        Temperature({"temperature": 0}).transform_output(torch.ones(1, 2) / 2, torch.Generator())
+
+
+def test_fields_recovered_counts_whole_words_of_each_private_field():
+    record = "name: Ana Lee | email: Ana.Lee@gmail.com | city: X | job: Y | phone: 1"
+    assert prompt_of(record) == "name: Ana Lee | email:"
+    fields = [private_fields(record)] * 3
+    assert fields[0] == {"first_name": "Ana", "last_name": "Lee"}
+    # first name only; both; "Anabel" and "Leeds" are not the fields
+    assert fields_recovered(["name: Ana Smith | email:", "name: Ana Lee | email:",
+                             "name: Anabel Leeds | email:"], fields) == pytest.approx(3 / 6)
+
+
+def test_public_bigram_nll_by_hand():
+    # prompts [1, 2] and [1, 3] after BOS 0, add-0.5 smoothing over a vocabulary of 4:
+    # P(1 | 0) = (2 + 0.5) / (2 + 2) = 0.625, P(2 | 1) = (1 + 0.5) / (2 + 2) = 0.375
+    bigram = PublicBigram([[1, 2], [1, 3]], vocab=4, bos=0, smoothing=0.5)
+    expected = -(math.log(0.625) + math.log(0.375)) / 2
+    assert bigram.nll(torch.tensor([[1, 2]])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def _tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=11, n_positions=8, n_embd=8, n_layer=1,
+                                      n_head=2)).eval()
+
+
+def test_inversion_objective_is_kl_plus_fluency_and_zero_kl_at_the_secret():
+    model = _tiny_gpt2()
+    secret = torch.tensor([[3, 5, 7]])
+    with torch.no_grad():
+        log_probs = prompt_log_probs(model, secret, bos=0)
+        observed = log_probs[:, -1].exp()
+        one_hot = torch.nn.functional.one_hot(secret, 11).float()
+        nll = -log_probs[0, torch.arange(3), secret[0]].mean()
+        assert inversion_objective(observed, log_probs, one_hot, 0.0).item() == \
+            pytest.approx(0.0, abs=1e-5)
+        assert inversion_objective(observed, log_probs, one_hot, 2.0).item() == \
+            pytest.approx(2 * nll.item(), rel=1e-5)
+
+
+def test_white_box_access_counts_rows_passed_by_keyword():
+    model = _tiny_gpt2()
+    access = WhiteBoxAccess(model, lambda q: q)
+    with torch.no_grad():
+        model(input_ids=torch.zeros(4, 3, dtype=torch.long))
+        model(inputs_embeds=torch.zeros(5, 3, 8))
+    access.close()
+    assert access.queries == 9
+
+
+class _RecordsObservation(Attack):
+    """Answers the public prompt; keeps what it was shown of the secrets."""
+
+    seen: list[torch.Tensor] = []
+
+    def run(self, access, victims, prior, budget, generator):
+        _RecordsObservation.seen.append(victims.observed.clone())
+        return ["name: Ana Lee | email:"] * len(victims.observed)
+
+
+@pytest.mark.parametrize("access,nonzero", [("scores", None), ("topk", 5), ("label", 1),
+                                            ("none", 0)])
+def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, access, nonzero):
+    register_attack("test-observer", modalities=("text",), access=access)(_RecordsObservation)
+    try:
+        _RecordsObservation.seen.clear()
+        record = run_cell(compose("task=records", "attack=prompt-search", "defense=none",
+                                  "attack.name=test-observer", *SMOKE))
+    finally:
+        ATTACKS._entries.pop("test-observer")
+    assert record["status"] == "ok", record["error"]
+    (observed,) = _RecordsObservation.seen
+    counts = (observed > 0).sum(dim=1)
+    if nonzero is None:  # the full distribution
+        assert (counts > 5).all() and torch.allclose(observed.sum(1), torch.ones(len(observed)))
+    else:
+        assert (counts == nonzero).all()
+
+
+# Acceptance, at the mini budget ----------------------------------------------------------
+ATTACKS_UNDER_TEST = ["public-prompt", "prompt-search", "relaxed-invert", "gcg-invert"]
+
+
+def _bench(root, cache, *overrides: str) -> dict:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {"INVBENCH_RESULTS": root / "results", "INVBENCH_CACHE": cache,
+                           "INVBENCH_SITE": root / "site"}.items():
+            patch.setenv(key, str(value))
+        assert main(["bench", "task=records", *overrides, "progress=false"]) == 0
+    out = {}
+    for path in (root / "results" / "mini" / "records").glob("*.json"):
+        record = json.loads(path.read_text())
+        assert record["status"] == "ok", record["error"]
+        out[(record["attack"], record["defense"])] = record
+    return out
+
+
+@pytest.fixture(scope="module")
+def text_records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text")
+    records = _bench(root / "main", root / "cache", f"attack=[{','.join(ATTACKS_UNDER_TEST)}]",
+                     "defense=[none,rounding]")
+    records.update({(attack, "topk-release k=1"): record for (attack, _), record in _bench(
+        root / "top1", root / "cache", "attack=prompt-search", "defense=topk-release",
+        "defense.k=1").items()})
+    return records
+
+
+def bleu(record: dict) -> float:
+    return record["metrics"]["bleu"]["value"]
+
+
+@pytest.mark.slow
+def test_every_attack_beats_the_constant_public_prompt(text_records):
+    floor = bleu(text_records[("public-prompt", "none")])
+    for attack in ATTACKS_UNDER_TEST[1:]:
+        record = text_records[(attack, "none")]
+        assert bleu(record) > floor + 2, (attack, bleu(record), floor)
+        assert record["cost"]["queries"] <= record["budget"]["queries"]
+
+
+@pytest.mark.slow
+def test_white_box_relaxed_inversion_beats_black_box_search_at_equal_queries(text_records):
+    relaxed, search = text_records[("relaxed-invert", "none")], \
+        text_records[("prompt-search", "none")]
+    assert relaxed["budget"]["queries"] == search["budget"]["queries"]
+    assert relaxed["cost"]["queries"] <= relaxed["budget"]["queries"]
+    assert bleu(relaxed) > bleu(search) + 2
+    # the name the released distribution carries is recovered
+    assert relaxed["metrics"]["fields_recovered"]["value"] > 0.15
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defense", ["rounding", "topk-release k=1"])
+def test_output_defenses_lower_the_black_box_search(text_records, defense):
+    undefended = bleu(text_records[("prompt-search", "none")])
+    defended = text_records[("prompt-search", defense)]
+    assert bleu(defended) < undefended
+    assert defended["utility"]["kl_to_true"]["value"] > 0  # at a cost the record shows
