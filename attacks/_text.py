@@ -5,6 +5,9 @@ relaxed (soft) tokens, with <|endoftext|> as the BOS the target was trained with
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 
@@ -20,7 +23,8 @@ def kl_to_log_q(p: torch.Tensor, log_q: torch.Tensor, eps: float = 1e-8) -> torc
 
 def public_prompts(victims) -> list[list[int]]:
     """The prompts of the PUBLIC records (attacker knowledge), as token ids."""
-    return [victims.tokenizer.encode(prompt_of(record)).ids for record in victims.public_records]
+    return [victims.tokenizer.encode(prompt_of(record, victims.prompt_end)).ids
+            for record in victims.public_records]
 
 
 def same_length_pool(public: list[list[int]], length: int, size: int) -> list[list[int]]:
@@ -33,21 +37,27 @@ def same_length_pool(public: list[list[int]], length: int, size: int) -> list[li
 class PublicBigram:
     """A bigram language model of the PUBLIC prompts (add-``smoothing`` estimates, BOS as the
     first context): the black-box attacker's stand-in for the fluency term of
-    :func:`inversion_objective`, which needs the target's own likelihood of the prompt."""
+    :func:`inversion_objective`, which needs the target's own likelihood of the prompt. Counts
+    are kept sparse (GPT-2's vocabulary squared would be 10 GB dense)."""
 
     def __init__(self, prompts: list[list[int]], vocab: int, bos: int, smoothing: float):
-        counts = torch.full((vocab, vocab), float(smoothing))
+        self.pairs: Counter = Counter()
+        self.contexts: Counter = Counter()
         for ids in prompts:
             sequence = [bos, *ids]
-            counts.index_put_((torch.tensor(sequence[:-1]), torch.tensor(sequence[1:])),
-                              torch.ones(len(ids)), accumulate=True)
-        self.log_probs = torch.log(counts / counts.sum(dim=1, keepdim=True))
-        self.bos = bos
+            self.pairs.update(zip(sequence[:-1], sequence[1:]))
+            self.contexts.update(sequence[:-1])
+        self.vocab, self.bos, self.smoothing = vocab, bos, smoothing
 
     def nll(self, prompts: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood per token of token-id prompts [B, L]."""
-        context = torch.cat([torch.full((len(prompts), 1), self.bos), prompts[:, :-1]], dim=1)
-        return -self.log_probs[context, prompts].mean(dim=1)
+        k, vocab = self.smoothing, self.vocab
+        out = []
+        for ids in prompts.tolist():
+            sequence = [self.bos, *ids]
+            out.append(-sum(math.log((self.pairs[a, b] + k) / (self.contexts[a] + k * vocab))
+                            for a, b in zip(sequence[:-1], sequence[1:])) / len(ids))
+        return torch.tensor(out)
 
 
 def bos_id(tokenizer) -> int:

@@ -34,11 +34,12 @@ from filelock import FileLock
 from tokenizers import Tokenizer
 
 from benchmark.cache import atomic_write_text
-from benchmark.errors import ReconstructionError
+from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
 from metrics.text_overlap import exact_match, fields_recovered, mean_sentence_bleu, token_set_f1
+from tasks.downloads import dataset, online
 from tasks.training import progress_bar
 
 GPT2_TOKENIZER_FILES = ("vocab.json", "merges.txt")
@@ -53,7 +54,7 @@ class TextVictims:
     tokenizer: Tokenizer
     lengths: list[int]  # each secret prompt's length in tokens (an API's usage report)
     public_records: list[str]  # attacker knowledge: records of other people
-    prompt_end: str  # where a prompt of this task ends in a record ("email:")
+    prompt_end: str | None  # where a prompt ends in a record ("email:"; None: the whole text)
 
 
 @dataclass
@@ -92,9 +93,9 @@ def generate_records(seed: int, count: int) -> list[str]:
     return records
 
 
-def prompt_of(record: str) -> str:
-    """A record's prompt: its text up to and including ``email:``."""
-    return record[:record.index(PROMPT_END) + len(PROMPT_END)]
+def prompt_of(record: str, end: str | None = PROMPT_END) -> str:
+    """A record's prompt: its text up to and including ``end`` (the whole text when None)."""
+    return record if end is None else record[:record.index(end) + len(end)]
 
 
 def private_fields(record: str) -> dict[str, str]:
@@ -163,9 +164,15 @@ class Records(Task):
     def eos_id(self) -> int:
         return self.tokenizer().token_to_id(EOS)
 
+    prompt_end: str | None = PROMPT_END
+
     def secret_prompts(self) -> list[list[int]]:
-        return [self.tokenizer().encode(prompt_of(record)).ids
+        return [self.tokenizer().encode(prompt_of(record, self.prompt_end)).ids
                 for record in self.splits()["private"]]
+
+    def private_fields(self, records: list[str]) -> list[dict[str, str]] | None:
+        """The private fields each secret prompt holds (None: the task names none)."""
+        return [private_fields(r) for r in records]
 
     def public_data(self) -> PublicRecords:
         return PublicRecords(self.splits()["public"], self.tokenizer())
@@ -268,9 +275,9 @@ class Records(Task):
             raise ValueError(f"the budget asks for {count} prompts but sizes.private is "
                              f"{len(self.secret_prompts())}")
         self._secrets = [self.tokenizer().decode(p) for p in prompts]
-        self._fields = [private_fields(r) for r in self.splits()["private"][:count]]
+        self._fields = self.private_fields(self.splits()["private"][:count])
         return TextVictims(release(prompts), self.tokenizer(), [len(p) for p in prompts],
-                           self.splits()["public"], PROMPT_END)
+                           self.splits()["public"], self.prompt_end)
 
     def check_reconstruction(self, recon, victims: TextVictims) -> None:
         n = len(victims.observed)
@@ -281,13 +288,164 @@ class Records(Task):
 
     def score(self, recon: list[str], victims: TextVictims, evaluator) -> dict:
         secrets = self._secrets
-        return {"bleu": mean_sentence_bleu(recon, secrets),
-                "token_f1": token_set_f1(recon, secrets),
-                "exact_match": exact_match(recon, secrets),
-                "fields_recovered": fields_recovered(recon, self._fields)}
+        scores = {"bleu": mean_sentence_bleu(recon, secrets),
+                  "token_f1": token_set_f1(recon, secrets),
+                  "exact_match": exact_match(recon, secrets)}
+        if self._fields is not None:
+            scores["fields_recovered"] = fields_recovered(recon, self._fields)
+        return scores
 
     def examples(self, recon: list[str], victims: TextVictims) -> dict:
         return prompt_pairs(self._secrets, recon)
 
     def utility(self, target: nn.Module, transform) -> dict:
         return self.next_token_utility(target, transform)
+
+
+# The real GPT-2 (124M) at a pinned revision of the Hugging Face hub.
+GPT2_REPO, GPT2_REVISION = "openai-community/gpt2", "607a30d783dfa663caf39e06633721c8d4cfcd7e"
+GPT2_SHA256 = "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"
+GPT2_MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+
+
+def gpt2_instructions(folder: Path) -> str:
+    return (f"fetch {', '.join(GPT2_MODEL_FILES)} from https://huggingface.co/{GPT2_REPO} "
+            f"(revision {GPT2_REVISION}; model.safetensors is 548,105,171 bytes, sha256 "
+            f"{GPT2_SHA256}) into {folder}/, or run `invbench data gpt2` on an online machine")
+
+
+_DIGESTS: dict[tuple[str, int, float], str] = {}
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per (path, size, mtime) in this process."""
+    from benchmark.cache import file_sha256
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(path)
+    return _DIGESTS[key]
+
+
+def read_prompts(path: Path, column: str) -> list[str]:
+    """The texts of a JSON-lines file (one object per line) or a CSV file with a header."""
+    if path.suffix == ".csv":
+        import csv
+
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and column not in rows[0]:
+            raise ValueError(f"{path} has no column '{column}' (columns: {', '.join(rows[0])}); "
+                             f"set task.text_column")
+        return [row[column] for row in rows]
+    texts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if column not in row:
+            raise ValueError(f"{path}:{number} has no field '{column}'; set task.text_column")
+        texts.append(row[column])
+    return texts
+
+
+@register_task("gpt2-prompts", modalities=("text",), version="1.0",
+               citation=Citation("Language Models are Unsupervised Multitask Learners (GPT-2)",
+                                 "Radford et al.", "OpenAI report", 2019,
+                                 "https://openai.com/research/better-language-models"))
+class GPT2Prompts(Records):
+    """The real GPT-2 behind an API; the secrets are a seeded sample of ``min_tokens`` to
+    ``max_tokens``-token prompts from a local file (JSON lines or CSV), the public prompts a
+    disjoint sample of the same file, the held-out ones (utility) a third. The model is loaded
+    with ``GPT2LMHeadModel.from_pretrained(model_dir)`` and never trained; its sha256 is checked
+    against the published one unless ``model_sha256`` is null (a model of your own). The
+    record's target provenance carries both files' sha256."""
+
+    prompt_end = None
+    metrics = {"bleu": True, "token_f1": True, "exact_match": True}
+
+    def model_dir(self) -> Path:
+        return Path(self.cfg.get("model_dir") or self.data_root / "gpt2")
+
+    def prompts_file(self) -> Path:
+        return Path(self.cfg.get("prompts_file") or self.data_root / "prompts" / "prompts.jsonl")
+
+    def data_problems(self) -> list[str]:
+        folder = self.model_dir()
+        problems = [f"missing: {folder / name} (GPT-2: {gpt2_instructions(folder)})"
+                    for name in GPT2_MODEL_FILES if not (folder / name).exists()]
+        weights, expected = folder / "model.safetensors", self.cfg.get("model_sha256")
+        if weights.exists() and expected and cached_sha256(weights) != expected:
+            problems.append(f"sha256 of {weights} is {cached_sha256(weights)}, expected "
+                            f"{expected} (the published GPT-2; task.model_sha256=null accepts "
+                            f"another GPT-2 checkpoint)")
+        if not self.prompts_file().exists():
+            problems.append(f"missing: {self.prompts_file()} (prompts: JSON lines with a "
+                            f"'{self.cfg['text_column']}' field or a CSV with that column; "
+                            f"task.prompts_file=PATH)")
+        return problems
+
+    def artifact_key(self) -> dict:
+        return {"model_sha256": cached_sha256(self.model_dir() / "model.safetensors"),
+                "prompts_sha256": cached_sha256(self.prompts_file())}
+
+    def splits(self) -> dict[str, list[str]]:
+        if not hasattr(self, "_splits"):
+            low, high = int(self.cfg["min_tokens"]), int(self.cfg["max_tokens"])
+            texts = list(dict.fromkeys(read_prompts(self.prompts_file(),
+                                                    str(self.cfg["text_column"]))))
+            usable = [t for t in texts if low <= len(self.tokenizer().encode(t).ids) <= high]
+            sizes = {name: int(self.cfg["sizes"][name]) for name in ("private", "public", "test")}
+            if len(usable) < sum(sizes.values()):
+                raise ValueError(f"{self.prompts_file()} has {len(usable)} distinct prompts of "
+                                 f"{low}-{high} tokens; task.sizes asks for "
+                                 f"{sum(sizes.values())} ({sizes})")
+            order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(
+                self.seed)).tolist()
+            self._splits, start = {}, 0
+            for name, size in sizes.items():
+                self._splits[name] = [usable[i] for i in order[start:start + size]]
+                start += size
+        return self._splits
+
+    def _load_tokenizer(self) -> Tokenizer:
+        from transformers import GPT2TokenizerFast
+
+        return GPT2TokenizerFast.from_pretrained(str(self.model_dir())).backend_tokenizer
+
+    def private_fields(self, records: list[str]) -> None:
+        return None
+
+    def build_target(self) -> nn.Module:
+        from transformers import GPT2LMHeadModel
+
+        return GPT2LMHeadModel.from_pretrained(str(self.model_dir())).eval()
+
+    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+        """Nothing is trained: the released model is the pretrained one."""
+        model.eval()
+        return {"pretrained": str(self.model_dir()), **self.artifact_key(),
+                "test_accuracy": self.next_token_utility(model, lambda p: p)["test_accuracy"],
+                "architecture": "GPT2LMHeadModel",
+                "parameters": sum(p.numel() for p in model.parameters())}
+
+
+@dataset("gpt2")
+def fetch_gpt2(data_root: Path, offline: bool) -> str:
+    folder = data_root / "gpt2"
+    missing = [name for name in GPT2_MODEL_FILES if not (folder / name).exists()]
+    if not missing:
+        digest = cached_sha256(folder / "model.safetensors")
+        if digest != GPT2_SHA256:
+            raise MissingDataError(f"gpt2: sha256 of {folder / 'model.safetensors'} is {digest}; "
+                                   + gpt2_instructions(folder))
+        return f"gpt2: present at {folder} (sha256 of model.safetensors verified)"
+    if offline or not online("huggingface.co"):
+        raise MissingDataError(f"gpt2: offline, {', '.join(missing)} missing; "
+                               + gpt2_instructions(folder))
+    from huggingface_hub import hf_hub_download
+
+    for name in missing:
+        hf_hub_download(GPT2_REPO, name, revision=GPT2_REVISION, local_dir=str(folder))
+    return fetch_gpt2(data_root, offline=True)

@@ -171,3 +171,85 @@ def test_output_defenses_lower_the_black_box_search(text_records, defense):
     defended = text_records[("prompt-search", defense)]
     assert bleu(defended) < undefended
     assert defended["utility"]["kl_to_true"]["value"] > 0  # at a cost the record shows
+
+
+# gpt2-prompts: the real loading path, with a small random GPT-2 of GPT-2's vocabulary --------
+@pytest.fixture(scope="module")
+def gpt2_folder(tmp_path_factory):
+    """A randomly initialised GPT-2 of the real vocabulary saved by save_pretrained, the real
+    tokenizer files beside it, and a JSON-lines prompts file."""
+    import shutil
+
+    from faker import Faker
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "gpt2" / "vocab.json").exists():
+        pytest.skip("the GPT-2 tokenizer of ../shared/data/gpt2 is absent")
+    root = tmp_path_factory.mktemp("gpt2")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64)) \
+        .save_pretrained(root / "gpt2")
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copy(SHARED_DATA / "gpt2" / name, root / "gpt2" / name)
+    fake = Faker("en_US")
+    fake.seed_instance(0)
+    lines = [json.dumps({"text": f"My name is {fake.name()} and I live in {fake.city()}."})
+             for _ in range(160)]
+    (root / "prompts.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _gpt2_overrides(root, *extra):
+    return [*SMOKE, "task=gpt2-prompts", f"task.model_dir={root / 'gpt2'}",
+            f"task.prompts_file={root / 'prompts.jsonl'}", *extra]
+
+
+@pytest.mark.slow
+def test_gpt2_prompts_loads_through_from_pretrained_and_records_the_files_hashes(
+        workdir, gpt2_folder):
+    from benchmark.cache import file_sha256
+
+    assert main(["bench", *_gpt2_overrides(gpt2_folder, "task.model_sha256=null"),
+                 "attack=[public-prompt,prompt-search]", "defense=none"]) == 0
+    for attack in ("public-prompt", "prompt-search"):
+        record = json.loads((workdir / "results/smoke/gpt2-prompts" /
+                             f"{attack}__none__s0.json").read_text())
+        assert record["status"] == "ok", record["error"]
+        target = record["provenance"]["target"]
+        assert target["prompts_sha256"] == file_sha256(gpt2_folder / "prompts.jsonl")
+        assert target["model_sha256"] == file_sha256(gpt2_folder / "gpt2/model.safetensors")
+        assert target["pretrained"] == str(gpt2_folder / "gpt2")
+        assert 0 <= record["metrics"]["bleu"]["value"] <= 100
+        assert "fields_recovered" not in record["metrics"]  # free text names no fields
+    assert record["cost"]["queries"] <= record["budget"]["queries"]
+
+
+def test_gpt2_prompts_without_weights_names_the_files_and_the_published_sha256(
+        workdir, gpt2_folder, tmp_path, capsys):
+    from tasks.text import GPT2_SHA256
+
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    assert main(["run", *SMOKE, "task=gpt2-prompts", f"task.model_dir={empty}",
+                 f"task.prompts_file={gpt2_folder / 'prompts.jsonl'}", "attack=public-prompt",
+                 "defense=none"]) == 2
+    err = capsys.readouterr().err
+    assert str(empty / "model.safetensors") in err and GPT2_SHA256 in err
+    # a GPT-2 that is not the published one is refused unless task.model_sha256=null
+    assert main(["run", *_gpt2_overrides(gpt2_folder), "attack=public-prompt",
+                 "defense=none"]) == 2
+    assert f"expected {GPT2_SHA256}" in capsys.readouterr().err
+    # `invbench data gpt2` offline says where to fetch what
+    assert main(["data", "gpt2"]) == 2
+    assert "huggingface.co/openai-community/gpt2" in capsys.readouterr().err
+
+
+def test_prompts_file_with_another_column_says_which_setting_to_change(tmp_path):
+    from tasks.text import read_prompts
+
+    (tmp_path / "p.csv").write_text("prompt\nhello world\n")
+    with pytest.raises(ValueError, match="has no column 'text'.*task.text_column"):
+        read_prompts(tmp_path / "p.csv", "text")
+    assert read_prompts(tmp_path / "p.csv", "prompt") == ["hello world"]
