@@ -1,6 +1,6 @@
 """What the text attacks share: the inversion objective between an observed (released)
-next-token distribution and the model's (KL itself, ``kl_divergence``, is in tasks/text.py, which
-also measures utility with it), and the target's next-token log-probabilities for token ids or for
+next-token distribution and the model's (KL itself, ``kl_divergence`` and ``kl_to_log_q``, is in
+tasks/text.py, which also measures utility with it), and the target's next-token log-probabilities for token ids or for
 relaxed (soft) tokens, with <|endoftext|> as the BOS the target was trained with."""
 
 from __future__ import annotations
@@ -12,13 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.methods import Attack
-from tasks.text import EOS, prompt_of
-
-
-def kl_to_log_q(p: torch.Tensor, log_q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """KL(p || q) per row from log q (differentiable in log q)."""
-    p = p.clamp_min(0)
-    return (p * (torch.log(p + eps) - log_q)).sum(-1)
+from tasks.text import EOS, kl_to_log_q, prompt_of
 
 
 def public_prompts(victims) -> list[list[int]]:

@@ -63,10 +63,22 @@ class PublicRecords:
     tokenizer: Tokenizer
 
 
+def kl_to_log_q(p: torch.Tensor, log_q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """KL(p || q) per row from log q (differentiable in log q)."""
+    p = p.clamp_min(0)
+    return (p * (torch.log(p + eps) - log_q)).sum(-1)
+
+
 def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """KL(p || q) per row; zero entries of a top-k or label release are floored at eps."""
-    p = p.clamp_min(0)
-    return (p * (torch.log(p + eps) - torch.log(q.clamp_min(0) + eps))).sum(-1)
+    return kl_to_log_q(p, torch.log(q.clamp_min(0) + eps), eps)
+
+
+def gpt2_tokenizer(folder) -> Tokenizer:
+    """GPT-2's byte-level BPE from a folder with its vocab.json and merges.txt."""
+    from transformers import GPT2TokenizerFast
+
+    return GPT2TokenizerFast.from_pretrained(str(folder)).backend_tokenizer
 
 
 PROMPT_END = "email:"
@@ -112,6 +124,7 @@ class Records(Task):
     primary_metric = "bleu"
     metrics = {"bleu": True, "token_f1": True, "exact_match": True, "fields_recovered": True}
     utility_metrics = {"test_accuracy": True, "top1_agreement": True, "kl_to_true": False}
+    prompt_end: str | None = PROMPT_END  # None: a prompt is the whole text
 
     # Data --------------------------------------------------------------------------------
     def data_problems(self) -> list[str]:
@@ -140,9 +153,7 @@ class Records(Task):
     def _load_tokenizer(self) -> Tokenizer:
         path = self.cfg.get("tokenizer_path")
         if path:
-            from transformers import GPT2TokenizerFast
-
-            return GPT2TokenizerFast.from_pretrained(str(path)).backend_tokenizer
+            return gpt2_tokenizer(path)
         # BPE training is cached as JSON so that a cached target always meets its own vocabulary.
         key = hashlib.sha256(json.dumps([self.seed, self.cfg["sizes"]["train"],
                                          self.cfg["vocab_size"], RECORDS_FORMAT]).encode()
@@ -164,13 +175,11 @@ class Records(Task):
     def eos_id(self) -> int:
         return self.tokenizer().token_to_id(EOS)
 
-    prompt_end: str | None = PROMPT_END
-
     def secret_prompts(self) -> list[list[int]]:
         return [self.tokenizer().encode(prompt_of(record, self.prompt_end)).ids
                 for record in self.splits()["private"]]
 
-    def private_fields(self, records: list[str]) -> list[dict[str, str]] | None:
+    def secret_fields(self, records: list[str]) -> list[dict[str, str]] | None:
         """The private fields each secret prompt holds (None: the task names none)."""
         return [private_fields(r) for r in records]
 
@@ -275,7 +284,7 @@ class Records(Task):
             raise ValueError(f"the budget asks for {count} prompts but sizes.private is "
                              f"{len(self.secret_prompts())}")
         self._secrets = [self.tokenizer().decode(p) for p in prompts]
-        self._fields = self.private_fields(self.splits()["private"][:count])
+        self._fields = self.secret_fields(self.splits()["private"][:count])
         return TextVictims(release(prompts), self.tokenizer(), [len(p) for p in prompts],
                            self.splits()["public"], self.prompt_end)
 
@@ -410,11 +419,9 @@ class GPT2Prompts(Records):
         return self._splits
 
     def _load_tokenizer(self) -> Tokenizer:
-        from transformers import GPT2TokenizerFast
+        return gpt2_tokenizer(self.model_dir())
 
-        return GPT2TokenizerFast.from_pretrained(str(self.model_dir())).backend_tokenizer
-
-    def private_fields(self, records: list[str]) -> None:
+    def secret_fields(self, records: list[str]) -> None:
         return None
 
     def build_target(self) -> nn.Module:
