@@ -23,8 +23,12 @@ SMOOTHING_CITATION = Citation(
 class LabelSmoothing(Defense):
     kind = "train"
 
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self.alpha = float(self.cfg["alpha"])  # the smoothing of the current epoch
+
     def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        alpha = float(self.cfg["alpha"])
+        alpha = self.alpha
         num_classes = logits.shape[-1]
         smoothed = F.one_hot(labels, num_classes).float() * (1 - alpha) + alpha / num_classes
         return -(smoothed * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()

@@ -128,12 +128,12 @@ class ImageTask(Task):
                                  settings)
 
     def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: dict,
-            step_loss, desc: str, progress: bool = True) -> None:
+            step_loss, desc: str, progress: bool = True, epoch_start=None) -> None:
         fit_classifier(model, images, labels, epochs=int(settings["epochs"]),
                        lr=float(settings["lr"]), batch_size=int(settings["batch_size"]),
                        weight_decay=float(settings.get("weight_decay", 0.0)),
                        flip=bool(self.cfg.get("flip", False)), step_loss=step_loss, desc=desc,
-                       progress=progress)
+                       progress=progress, epoch_start=epoch_start)
 
     def _fit(self, model: nn.Module, role: str, defense: Defense, progress: bool) -> dict:
         split, settings = self._splits(), self.cfg[role]
@@ -148,7 +148,7 @@ class ImageTask(Task):
             meta.update(defense.fit_image_target(model, data, settings, progress))
         else:
             self.fit(model, split["train_x"], split["train_y"], settings, defense.training_step,
-                     desc, progress)
+                     desc, progress, getattr(defense, "start_epoch", None))
         model.eval()
         meta["test_accuracy"] = accuracy(predict_in_batches(model, split["test_x"]),
                                          split["test_y"])

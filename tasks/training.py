@@ -18,16 +18,20 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
                    step_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor],
                                        torch.Tensor],
                    weight_decay: float = 0.0, flip: bool = False, desc: str = "train",
-                   progress: bool = True) -> None:
+                   progress: bool = True,
+                   epoch_start: Callable[[int, int], None] | None = None) -> None:
     """Adam on shuffled minibatches (shuffle order from the global torch seed) over the
     trainable parameters. ``step_loss(model, images, labels)`` is the training objective (a
-    defense's); ``flip`` mirrors half of each batch horizontally (face tasks)."""
+    defense's); ``flip`` mirrors half of each batch horizontally (face tasks);
+    ``epoch_start(epoch, epochs)`` is told each epoch (a defense's schedule)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(inputs) + batch_size - 1) // batch_size
     model.train()
     with progress_bar(epochs * steps_per_epoch, desc, progress) as bar:
-        for _ in range(epochs):
+        for epoch in range(epochs):
+            if epoch_start is not None:
+                epoch_start(epoch, epochs)
             order = torch.randperm(len(inputs))
             for start in range(0, len(inputs), batch_size):
                 batch = order[start:start + batch_size]

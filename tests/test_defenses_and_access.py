@@ -32,6 +32,25 @@ def test_label_smoothing_loss_matches_the_smoothed_cross_entropy():
         F.cross_entropy(logits, labels).item())
 
 
+def test_negative_smoothing_follows_the_papers_schedule():
+    """Struppek et al.'s schedule at 20 epochs: plain cross-entropy for epochs 0-9, alpha
+    ramped over epochs 10-14 (1/5 .. 5/5 of it), then held."""
+    from defenses.negls import NegativeLabelSmoothing
+
+    defense = NegativeLabelSmoothing({"alpha": -0.05, "schedule": [0.5, 0.75]})
+    alphas = []
+    for epoch in range(20):
+        defense.start_epoch(epoch, 20)
+        alphas.append(round(defense.alpha, 4))
+    assert alphas == [0.0] * 10 + [-0.01, -0.02, -0.03, -0.04] + [-0.05] * 6
+    logits, labels = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
+    defense.start_epoch(0, 20)
+    assert defense.training_loss(logits, labels) == pytest.approx(
+        F.cross_entropy(logits, labels).item())
+    with pytest.raises(ValueError, match="schedule"):
+        NegativeLabelSmoothing({"alpha": -0.05, "schedule": [0.8, 0.5]})
+
+
 def _model():
     return torch.nn.Linear(4, 3)
 
