@@ -5,7 +5,8 @@
 - ``scores`` / ``topk`` / ``label``: :class:`Oracle` is a callable returning released
   probabilities computed under ``torch.no_grad`` and detached. It holds no module attribute; each
   call counts its batch size toward the suite's query budget and raises
-  :class:`QueryBudgetExceeded` past it.
+  :class:`QueryBudgetExceeded` past it. A language model's ``label`` access releases the text it
+  generates instead (``Task.label_release``): one query per prompt.
 
 The defense's ``transform_output`` runs on every released output, then the access level's
 reduction (top-k or argmax).
@@ -70,7 +71,10 @@ class Oracle:
                 f"query budget is {self.budget}; spend fewer queries (see the suite's budgets)"
             )
         self.queries += count
-        return reduce_to_access(self._release(queries), self.access, self.topk).clone()
+        out = self._release(queries)
+        if isinstance(out, torch.Tensor):
+            return reduce_to_access(out, self.access, self.topk).clone()
+        return list(out)  # generated text, already what the access level releases
 
     def remaining(self) -> int | None:
         return None if self.budget is None else self.budget - self.queries

@@ -173,6 +173,13 @@ class Task:
         """What attack priors may train on: the public split only, never private data."""
         raise TypeError(f"{type(self).__name__} must implement public_data()")
 
+    def label_release(self, target: torch.nn.Module, release: Callable[[Any], torch.Tensor],
+                      generator: torch.Generator) -> Callable[[Any], Any] | None:
+        """What ``label`` access releases, built on ``release`` (queries -> the defended
+        distributions): None releases the argmax of each; a language model returns the text it
+        generates from them (tasks/text.py)."""
+        return None
+
     def victims(self, budget: dict, release: Callable[[Any], torch.Tensor]) -> Any:
         raise TypeError(f"{type(self).__name__} must implement victims()")
 

@@ -273,8 +273,11 @@ def run_cell(cfg: DictConfig) -> dict | None:
             # What the attacker observes of the victims (a text task's released distributions
             # after the secret prompts) is reduced to its access level, like its queries.
             topk = int(budget.get("topk", 5))
-            victims = task.victims(budget, lambda queries: reduce_to_access(
-                release(queries), attack_entry.access, topk))
+            text_release = task.label_release(
+                target, release, torch.Generator().manual_seed(derive_seed(seed, "generation"))
+            ) if attack_entry.access == "label" else None
+            victims = task.victims(budget, text_release or (lambda queries: reduce_to_access(
+                release(queries), attack_entry.access, topk)))
             if hasattr(victims, "knowledge"):
                 record["attacker_knowledge"] = victims.knowledge()
             if attack_entry.access == "whitebox":
@@ -283,7 +286,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
             elif attack_entry.access == "none":
                 access = NoAccess()
             else:
-                access = Oracle(release, attack_entry.access, budget.get("queries"), topk=topk)
+                access = Oracle(text_release or release, attack_entry.access,
+                                budget.get("queries"), topk=topk)
             generator = seed_everything(derive_seed(seed, "attack"))
             attack_started = time.perf_counter()
             recon = attack.run(access, victims, prior, budget, generator, **extra)

@@ -48,13 +48,25 @@ EOS = "<|endoftext|>"
 
 @dataclass
 class TextVictims:
-    """Released next-token distributions after each secret prompt (the prompts stay hidden)."""
+    """What the model released after each secret prompt (the prompts stay hidden): the
+    next-token distributions [n, vocab] (``scores``, ``topk``), or under ``label`` access the
+    text it generated (n strings)."""
 
-    observed: torch.Tensor  # [n, vocab]
+    observed: torch.Tensor | list[str]
     tokenizer: Tokenizer
     lengths: list[int]  # each secret prompt's length in tokens (an API's usage report)
     public_records: list[str]  # attacker knowledge: records of other people
     prompt_end: str | None  # where a prompt ends in a record ("email:"; None: the whole text)
+
+
+@dataclass(frozen=True)
+class AfterSecret:
+    """A query whose text the API appends to secret prompt ``index``, as a user's message
+    follows a hidden system prompt: the attacker sends ``suffix`` (token ids) and reads what the
+    model releases after secret + suffix, never the secret itself (extraction-prompt)."""
+
+    index: int
+    suffix: tuple[int, ...] = ()
 
 
 @dataclass
@@ -79,6 +91,32 @@ def gpt2_tokenizer(folder) -> Tokenizer:
     from transformers import GPT2TokenizerFast
 
     return GPT2TokenizerFast.from_pretrained(str(folder)).backend_tokenizer
+
+
+def generate_text(release, prompts: list[list[int]], tokenizer: Tokenizer, eos: int,
+                  tokens: int, limit: int, generator: torch.Generator | None) -> list[str]:
+    """What a text-only API returns: a continuation of each prompt, at most ``tokens`` tokens
+    (and ``limit`` tokens of context), each drawn from the RELEASED next-token distribution
+    (after the defense) of the text so far: its argmax (greedy) or, with ``generator``, a
+    sample. Generation stops at <|endoftext|>, which is not returned."""
+    sequences = [list(p) for p in prompts]
+    generated: list[list[int]] = [[] for _ in prompts]
+    active = [i for i, p in enumerate(prompts) if len(p) < limit]
+    for _ in range(tokens):
+        if not active:
+            break
+        probs = release([sequences[i] + generated[i] for i in active])
+        picks = (torch.multinomial(probs, 1, generator=generator).flatten()
+                 if generator is not None else probs.argmax(-1)).tolist()
+        still = []
+        for i, token in zip(active, picks):
+            if token == eos:
+                continue
+            generated[i].append(token)
+            if len(sequences[i]) + len(generated[i]) < limit:
+                still.append(i)
+        active = still
+    return [tokenizer.decode(ids) for ids in generated]
 
 
 PROMPT_END = "email:"
@@ -258,11 +296,20 @@ class Records(Task):
         return {"test_accuracy": correct / total, "top1_agreement": agree / total,
                 "kl_to_true": kl / total}
 
+    def resolve(self, query) -> list[int]:
+        """A query's token ids: a prompt as given, or secret + suffix for an
+        :class:`AfterSecret` (the secrets of the last ``victims`` call)."""
+        if isinstance(query, AfterSecret):
+            return [*self._secret_ids[query.index], *query.suffix]
+        return list(query)
+
     def probs_fn(self, target: nn.Module):
-        """Prompts (lists of token ids, no BOS) -> next-token distributions [B, vocab]."""
+        """Prompts (lists of token ids, no BOS, or :class:`AfterSecret`) -> next-token
+        distributions [B, vocab]."""
         eos = self.eos_id()
 
-        def next_token(prompts) -> torch.Tensor:
+        def next_token(queries) -> torch.Tensor:
+            prompts = [self.resolve(query) for query in queries]
             out: list[torch.Tensor | None] = [None] * len(prompts)
             by_length: dict[int, list[int]] = {}
             for index, prompt in enumerate(prompts):
@@ -276,6 +323,20 @@ class Records(Task):
 
         return next_token
 
+    def label_release(self, target: nn.Module, release, generator: torch.Generator):
+        """Text-only access: the API returns generated text, greedy or (``continuation.sample``)
+        sampled, ``continuation.tokens`` tokens at most."""
+        settings = self.cfg.get("continuation") or {}
+        tokens, sample = int(settings.get("tokens", 24)), bool(settings.get("sample", False))
+        limit = int(target.config.n_positions) - 1  # the BOS takes a position
+
+        def text(queries) -> list[str]:
+            return generate_text(release, [self.resolve(query) for query in queries],
+                                 self.tokenizer(), self.eos_id(), tokens, limit,
+                                 generator if sample else None)
+
+        return text
+
     # Attack interface --------------------------------------------------------------------
     def victims(self, budget: dict, release) -> TextVictims:
         count = int(budget["prompts"])
@@ -283,6 +344,7 @@ class Records(Task):
         if len(prompts) < count:
             raise ValueError(f"the budget asks for {count} prompts but sizes.private is "
                              f"{len(self.secret_prompts())}")
+        self._secret_ids = prompts
         self._secrets = [self.tokenizer().decode(p) for p in prompts]
         self._fields = self.secret_fields(self.splits()["private"][:count])
         return TextVictims(release(prompts), self.tokenizer(), [len(p) for p in prompts],

@@ -1,7 +1,9 @@
 """Text prompt inversion on ``records``: the objective's pieces against hand-computed values,
 access enforced on what the attacker observes, and the text issue's acceptance at the mini
-budget (every attack beats the constant public prompt; the white-box relaxed inversion beats the
-black-box search at equal queries; top-1 release and rounding lower the black-box search)."""
+budget (every attack beats the constant public prompt, except the extraction strings, which a
+records model does not follow; the white-box relaxed inversion beats the black-box search at
+equal queries; top-1 release and rounding lower the black-box search; learned inversion from
+generated text beats the extraction strings)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from benchmark.registry import ATTACKS, register_attack
 from benchmark.runner import run_cell
 from defenses.temperature import Temperature
 from metrics.text_overlap import fields_recovered
-from tasks.text import private_fields, prompt_of
+from tasks.text import generate_text, private_fields, prompt_of
 from tests.conftest import SMOKE, compose
 
 
@@ -88,12 +90,17 @@ class _RecordsObservation(Attack):
     seen: list[torch.Tensor] = []
 
     def run(self, access, victims, prior, budget, generator):
-        _RecordsObservation.seen.append(victims.observed.clone())
+        observed = victims.observed
+        _RecordsObservation.seen.append(
+            observed.clone() if isinstance(observed, torch.Tensor) else list(observed))
+        if access.access == "label":  # a text-only API: one query per prompt, text back
+            public = [[5, 6], [7]]
+            texts = access(public)
+            assert all(isinstance(t, str) for t in texts) and access.queries == len(public)
         return ["name: Ana Lee | email:"] * len(victims.observed)
 
 
-@pytest.mark.parametrize("access,nonzero", [("scores", None), ("topk", 5), ("label", 1),
-                                            ("none", 0)])
+@pytest.mark.parametrize("access,nonzero", [("scores", None), ("topk", 5), ("none", 0)])
 def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, access, nonzero):
     register_attack("test-observer", modalities=("text",), access=access)(_RecordsObservation)
     try:
@@ -111,8 +118,85 @@ def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, acc
         assert (counts == nonzero).all()
 
 
+def test_text_only_access_observes_the_greedy_continuation_of_each_secret(workdir):
+    register_attack("test-observer", modalities=("text",), access="label")(_RecordsObservation)
+    try:
+        _RecordsObservation.seen.clear()
+        record = run_cell(compose("task=records", "attack=prompt-search", "defense=none",
+                                  "attack.name=test-observer", *SMOKE))
+    finally:
+        ATTACKS._entries.pop("test-observer")
+    assert record["status"] == "ok", record["error"]
+    assert record["cost"]["queries"] == 2  # the two public prompts the observer sent
+    (observed,) = _RecordsObservation.seen
+    assert len(observed) == record["budget"]["prompts"]
+    assert all(isinstance(text, str) for text in observed) and any(observed)
+
+
+class _Bigrams:
+    """A released model over tokens 0..4 (4 = <|endoftext|>): after token t it puts 0.7 on
+    t + 1 and 0.3 on t + 2 (mod 5)."""
+
+    def __call__(self, prompts) -> torch.Tensor:
+        out = torch.zeros(len(prompts), 5)
+        for row, prompt in enumerate(prompts):
+            out[row, (prompt[-1] + 1) % 5] = 0.7
+            out[row, (prompt[-1] + 2) % 5] = 0.3
+        return out
+
+
+class _Digits:
+    def decode(self, ids):
+        return " ".join(map(str, ids))
+
+
+def test_generated_text_follows_the_released_argmax_and_stops_at_eos_or_the_limits():
+    release = _Bigrams()
+    # greedy from 0: 1 2 3, then 4 is <|endoftext|>
+    assert generate_text(release, [[0], [2]], _Digits(), eos=4, tokens=10, limit=20,
+                         generator=None) == ["1 2 3", "3"]
+    # at most `tokens` tokens, and at most `limit` tokens of context
+    assert generate_text(release, [[0]], _Digits(), 4, tokens=2, limit=20,
+                         generator=None) == ["1 2"]
+    assert generate_text(release, [[0, 0, 0]], _Digits(), 4, tokens=10, limit=4,
+                         generator=None) == ["1"]
+    # sampled: t + 2 is drawn about 30% of the time
+    samples = generate_text(release, [[0]] * 2000, _Digits(), 4, tokens=1, limit=20,
+                            generator=torch.Generator().manual_seed(0))
+    assert 0.26 < samples.count("2") / 2000 < 0.34
+
+
+def test_after_secret_queries_append_to_a_secret_the_attacker_never_reads():
+    from tasks.text import AfterSecret, Records
+
+    task = Records.__new__(Records)
+    task._secret_ids = [[10, 11], [12]]
+    assert task.resolve(AfterSecret(1, (7, 8))) == [12, 7, 8]
+    assert task.resolve([3, 4]) == [3, 4]
+    assert "10" not in repr(AfterSecret(0, (7,)))
+
+
+def test_words_round_trip_and_the_inverter_copies_words_it_never_generated():
+    from attacks._inverter import Example, LearnedInverter, join_words, split_words
+
+    text = "name: Ana Lee | email: Ana.Lee@mail.com"
+    assert join_words(split_words(text)) == text
+    assert [w for _, w in split_words("Ana.Lee@mail")] == ["Ana", ".", "Lee", "@", "mail"]
+    # released text "x NAME y" -> prompt "hello NAME": test names never appear in training,
+    # so only the copy distribution can write them
+    names = [f"n{i}" for i in range(80)]
+    train = [Example(["x", n, "y"], prompt=split_words(f"hello {n}")) for n in names[:60]]
+    inverter = LearnedInverter({"width": 32, "epochs": 40, "batch_size": 16, "lr": 0.01}).fit(
+        train, torch.Generator().manual_seed(0))
+    answers = inverter.invert([Example(["x", n, "y"]) for n in names[60:]], max_words=4)
+    assert sum(a == f"hello {n}" for a, n in zip(answers, names[60:])) >= 18, answers
+
+
 # Acceptance, at the mini budget ----------------------------------------------------------
-ATTACKS_UNDER_TEST = ["public-prompt", "prompt-search", "relaxed-invert", "gcg-invert"]
+ATTACKS_UNDER_TEST = ["public-prompt", "prompt-search", "relaxed-invert", "gcg-invert",
+                      "logit2prompt", "output2prompt"]
+# extraction-prompt is run too, but the records model follows no instruction: its continuations
+# score below the constant answer (18.4 vs 30.7 BLEU); the learned text-only inversion must beat it
 
 
 def _bench(root, cache, *overrides: str) -> dict:
@@ -132,7 +216,8 @@ def _bench(root, cache, *overrides: str) -> dict:
 @pytest.fixture(scope="module")
 def text_records(tmp_path_factory):
     root = tmp_path_factory.mktemp("text")
-    records = _bench(root / "main", root / "cache", f"attack=[{','.join(ATTACKS_UNDER_TEST)}]",
+    records = _bench(root / "main", root / "cache",
+                     f"attack=[{','.join([*ATTACKS_UNDER_TEST, 'extraction-prompt'])}]",
                      "defense=[none,rounding]")
     records.update({(attack, "topk-release k=1"): record for (attack, _), record in _bench(
         root / "top1", root / "cache", "attack=prompt-search", "defense=topk-release",
@@ -162,6 +247,17 @@ def test_white_box_relaxed_inversion_beats_black_box_search_at_equal_queries(tex
     assert bleu(relaxed) > bleu(search) + 2
     # the name the released distribution carries is recovered
     assert relaxed["metrics"]["fields_recovered"]["value"] > 0.15
+
+
+@pytest.mark.slow
+def test_learned_inversion_from_generated_text_beats_the_extraction_strings(text_records):
+    """Text-only access (Zhang et al. 2024's comparison): output2prompt, trained on public
+    prompts' continuations, against the extraction strings of the same access level."""
+    learned, strings = text_records[("output2prompt", "none")], \
+        text_records[("extraction-prompt", "none")]
+    assert learned["access"] == strings["access"] == "label"
+    assert bleu(learned) > bleu(strings) + 10
+    assert learned["metrics"]["fields_recovered"]["value"] > 0.3
 
 
 @pytest.mark.slow
@@ -212,8 +308,9 @@ def test_gpt2_prompts_loads_through_from_pretrained_and_records_the_files_hashes
     from benchmark.cache import file_sha256
 
     assert main(["bench", *_gpt2_overrides(gpt2_folder, "task.model_sha256=null"),
-                 "attack=[public-prompt,prompt-search]", "defense=none"]) == 0
-    for attack in ("public-prompt", "prompt-search"):
+                 "attack=[public-prompt,prompt-search,extraction-prompt,output2prompt]",
+                 "defense=none"]) == 0
+    for attack in ("public-prompt", "prompt-search", "extraction-prompt", "output2prompt"):
         record = json.loads((workdir / "results/smoke/gpt2-prompts" /
                              f"{attack}__none__s0.json").read_text())
         assert record["status"] == "ok", record["error"]
