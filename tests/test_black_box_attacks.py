@@ -107,9 +107,14 @@ def test_black_box_attack_beats_random_latents_of_the_same_prior(digits, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("defense", ["rounding", "topk-release"])
 def test_output_defense_lowers_the_score_based_attacks(digits, defense):
+    """Top-1 release lowers each attack by 0.2-0.3. Rounding to one decimal lowers what the
+    three reconstruct together, but per attack its effect is of the order of one
+    reconstruction in 120 and not the same on every CPU: C2FMI 0.958 -> 0.942 on one host,
+    0.825 -> 0.833 on another (the same code; float differences change its search), so only
+    the three attacks' total is asserted for it."""
     undefended = {name: accuracy(digits[(name, "none")]) for name in SCORE_BASED}
     defended = {name: accuracy(digits[(name, defense)]) for name in SCORE_BASED}
-    assert max(defended.values()) < max(undefended.values()), (defended, undefended)
     assert sum(defended.values()) < sum(undefended.values()), (defended, undefended)
-    for name in SCORE_BASED:
-        assert defended[name] <= undefended[name], (name, defended, undefended)
+    if defense == "topk-release":
+        for name in SCORE_BASED:
+            assert defended[name] < undefended[name], (name, defended, undefended)
