@@ -53,3 +53,9 @@ class ExtractionPrompt(Attack):
         best = suffixes[strings.index(self.chosen)]
         return answers([AfterSecret(i, best) for i in range(len(victims.lengths))],
                        victims.lengths)
+
+    def details(self) -> dict:
+        """The string sent after every secret, and each candidate's BLEU on public prompts."""
+        chosen = getattr(self, "chosen", None)
+        return {} if chosen is None else {"string": chosen,
+                                          "calibration_bleu": self.calibration_bleu}

@@ -112,6 +112,11 @@ class Attack:
             **artifacts: Any):
         raise TypeError(f"{type(self).__name__} must implement run()")
 
+    def details(self) -> dict:
+        """What ``run`` chose that a reader of the record should see (the extraction string
+        sent, say); the record's ``attack_details``, omitted when empty."""
+        return {}
+
 
 class Task:
     """Base task. Subclasses set ``modality``, ``primary_metric`` and the methods below."""

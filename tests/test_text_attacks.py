@@ -133,6 +133,21 @@ def test_text_only_access_observes_the_greedy_continuation_of_each_secret(workdi
     assert all(isinstance(text, str) for text in observed) and any(observed)
 
 
+def test_extraction_prompt_records_the_string_it_sent_and_pays_one_query_per_prompt(workdir):
+    record = run_cell(compose("task=records", "attack=extraction-prompt", "defense=none",
+                              *SMOKE))
+    assert record["status"] == "ok", record["error"]
+    strings = record["config"]["attack"]["strings"]
+    details = record["attack_details"]
+    assert details["string"] in strings and set(details["calibration_bleu"]) == set(strings)
+    assert details["string"] == max(strings, key=details["calibration_bleu"].get)
+    # every string after every calibration prompt, then the chosen one after every secret
+    calibration = min(record["config"]["attack"]["calibration"],
+                      record["config"]["task"]["sizes"]["public"])
+    assert record["cost"]["queries"] == len(strings) * calibration + record["budget"]["prompts"]
+    assert all(isinstance(p["reconstructed"], str) for p in record["examples"]["pairs"])
+
+
 class _Bigrams:
     """A released model over tokens 0..4 (4 = <|endoftext|>): after token t it puts 0.7 on
     t + 1 and 0.3 on t + 2 (mod 5)."""
