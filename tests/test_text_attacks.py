@@ -100,8 +100,8 @@ class _RecordsObservation(Attack):
         return ["name: Ana Lee | email:"] * len(victims.observed)
 
 
-@pytest.mark.parametrize("access,nonzero", [("scores", None), ("topk", 5), ("none", 0)])
-def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, access, nonzero):
+def _observe(access: str):
+    """One smoke records cell of the observer at ``access``: its record and what it saw."""
     register_attack("test-observer", modalities=("text",), access=access)(_RecordsObservation)
     try:
         _RecordsObservation.seen.clear()
@@ -111,6 +111,12 @@ def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, acc
         ATTACKS._entries.pop("test-observer")
     assert record["status"] == "ok", record["error"]
     (observed,) = _RecordsObservation.seen
+    return record, observed
+
+
+@pytest.mark.parametrize("access,nonzero", [("scores", None), ("topk", 5), ("none", 0)])
+def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, access, nonzero):
+    record, observed = _observe(access)
     counts = (observed > 0).sum(dim=1)
     if nonzero is None:  # the full distribution
         assert (counts > 5).all() and torch.allclose(observed.sum(1), torch.ones(len(observed)))
@@ -119,16 +125,8 @@ def test_what_a_text_attack_observes_is_reduced_to_its_access_level(workdir, acc
 
 
 def test_text_only_access_observes_the_greedy_continuation_of_each_secret(workdir):
-    register_attack("test-observer", modalities=("text",), access="label")(_RecordsObservation)
-    try:
-        _RecordsObservation.seen.clear()
-        record = run_cell(compose("task=records", "attack=prompt-search", "defense=none",
-                                  "attack.name=test-observer", *SMOKE))
-    finally:
-        ATTACKS._entries.pop("test-observer")
-    assert record["status"] == "ok", record["error"]
+    record, observed = _observe("label")
     assert record["cost"]["queries"] == 2  # the two public prompts the observer sent
-    (observed,) = _RecordsObservation.seen
     assert len(observed) == record["budget"]["prompts"]
     assert all(isinstance(text, str) for text in observed) and any(observed)
 
