@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from attacks._text import public_prompts
+
 WORD = re.compile(r"\s*(?:\w+|[^\w\s])")
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
@@ -197,11 +199,25 @@ class LearnedInverter:
                     done[row] = True
                     continue
                 copied = pick - len(self.target)
-                word = (self.target.words[pick] if copied < 0 else batch["oov"][row][copied]
-                        if copied < len(batch["oov"][row]) else None)
-                if word is not None and pick != UNK:
-                    out[row].append((bool(space[row, -1] > 0), word))
+                if pick == UNK or copied >= len(batch["oov"][row]):
+                    continue  # <unk>, or a copy slot this example has no word for
+                word = self.target.words[pick] if copied < 0 else batch["oov"][row][copied]
+                out[row].append((bool(space[row, -1] > 0), word))
             if all(done):
                 break
             previous = picks[:, None]
         return [join_words(words) for words in out]
+
+
+def invert_from_public(oracle, victims, settings: dict, to_example, generator: torch.Generator,
+                       features: int = 0) -> list[str]:
+    """What logit2prompt and output2prompt share: release the PUBLIC prompts (at most
+    ``settings["train_prompts"]``, one query each), train the inverter on ``to_example(released,
+    prompt)`` pairs, and invert what was released after the secrets (``to_example(released)``)."""
+    tokenizer = victims.tokenizer
+    public = public_prompts(victims)[:int(settings["train_prompts"])]
+    inverter = LearnedInverter(settings["inverter"], features=features).fit(
+        [to_example(out, tokenizer.decode(ids)) for out, ids in zip(oracle(public), public)],
+        generator)
+    return inverter.invert([to_example(out) for out in victims.observed],
+                           max(victims.lengths) + 1)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks._inverter import Example, LearnedInverter, split_words
-from attacks._text import public_prompts
+from attacks._inverter import Example, invert_from_public, split_words
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
@@ -38,10 +37,7 @@ def distribution_example(probs: torch.Tensor, tokenizer, top: int,
 class Logit2Prompt(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         tokenizer, top = victims.tokenizer, int(self.cfg["top_tokens"])
-        public = public_prompts(victims)[:int(self.cfg["train_prompts"])]
-        released = oracle(public)
-        inverter = LearnedInverter(self.cfg["inverter"], features=1).fit(
-            [distribution_example(p, tokenizer, top, tokenizer.decode(ids))
-             for p, ids in zip(released, public)], generator)
-        return inverter.invert([distribution_example(p, tokenizer, top)
-                                for p in victims.observed], max(victims.lengths) + 1)
+        return invert_from_public(
+            oracle, victims, self.cfg,
+            lambda probs, prompt=None: distribution_example(probs, tokenizer, top, prompt),
+            generator, features=1)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from attacks._inverter import Example, LearnedInverter, split_words
-from attacks._text import public_prompts
+from attacks._inverter import Example, invert_from_public, split_words
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
@@ -31,11 +30,4 @@ def text_example(text: str, prompt: str | None = None) -> Example:
                       "EMNLP", 2024, "https://arxiv.org/abs/2405.15012"))
 class Output2Prompt(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
-        tokenizer = victims.tokenizer
-        public = public_prompts(victims)[:int(self.cfg["train_prompts"])]
-        continuations = oracle(public)
-        inverter = LearnedInverter(self.cfg["inverter"]).fit(
-            [text_example(text, tokenizer.decode(ids)) for text, ids in zip(continuations, public)],
-            generator)
-        return inverter.invert([text_example(text) for text in victims.observed],
-                               max(victims.lengths) + 1)
+        return invert_from_public(oracle, victims, self.cfg, text_example, generator)

@@ -292,8 +292,9 @@ def run_cell(cfg: DictConfig) -> dict | None:
             attack_started = time.perf_counter()
             recon = attack.run(access, victims, prior, budget, generator, **extra)
             timings["attack_seconds"] = time.perf_counter() - attack_started
-            if attack.details():
-                record["attack_details"] = attack.details()
+            details = attack.details()
+            if details:
+                record["attack_details"] = details
             queries = access.queries  # scoring and utility below are not the attacker's
             if isinstance(access, WhiteBoxAccess):
                 access.close()
