@@ -15,10 +15,15 @@ from benchmark.methods import Attack
 from tasks.text import EOS, kl_to_log_q, prompt_of
 
 
+def public_texts(victims) -> list[str]:
+    """The prompts of the PUBLIC records (attacker knowledge): each record up to its
+    ``prompt_end``, or whole."""
+    return [prompt_of(record, victims.prompt_end) for record in victims.public_records]
+
+
 def public_prompts(victims) -> list[list[int]]:
-    """The prompts of the PUBLIC records (attacker knowledge), as token ids."""
-    return [victims.tokenizer.encode(prompt_of(record, victims.prompt_end)).ids
-            for record in victims.public_records]
+    """:func:`public_texts` as token ids."""
+    return [victims.tokenizer.encode(text).ids for text in public_texts(victims)]
 
 
 def same_length_pool(public: list[list[int]], length: int, size: int) -> list[list[int]]:

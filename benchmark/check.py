@@ -39,7 +39,7 @@ from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSE_KINDS, DEFENSES, 
 
 # Under which attack a defense is checked: the first of these that applies to the cell.
 REFERENCE_ATTACKS = ("miface", "link-steal-0", "prompt-search", "gan-random",
-                     "feature-similarity")
+                     "feature-similarity", "geia")
 CELL_CHECKS = ("runs", "output", "access", "deterministic")
 MARKS = {"pass": "pass", "not reached": "-"}
 

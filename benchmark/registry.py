@@ -18,7 +18,11 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-MODALITIES = ("image", "graph", "text")
+MODALITIES = ("image", "graph", "text", "embedding")
+# The modalities whose models release probability vectors (classes, node labels, next tokens):
+# what the output defenses written for probabilities (noise, rounding, top-k, label) apply to.
+# An embedding model releases a vector that is no distribution (defenses/embedding_noise.py).
+PROBABILITY_RELEASES = ("image", "graph", "text")
 # Ordered from most to least information released to the attacker; "none" is for baselines
 # that never query the model (their score is the floor a model-using attack must beat).
 ACCESS_LEVELS = ("whitebox", "scores", "topk", "label", "none")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from benchmark import __version__
 from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from benchmark.errors import InvbenchError
 from benchmark.provenance import PROJECT_ROOT
-from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSES, MODALITIES
+from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSES, MODALITIES, PROBABILITY_RELEASES
 
 SCAFFOLDS = Path(__file__).resolve().parent / "scaffolds"
 NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -28,6 +28,8 @@ CONTRACTS = {
     "graph": "an [n, n] tensor or array of edge scores over the n attacked nodes "
              "(victims.nodes), higher meaning more likely an edge",
     "text": "a list of len(victims.observed) strings, one reconstructed prompt per secret",
+    "embedding": "a list of len(victims.observed) strings, one reconstructed text per released "
+                 "embedding",
 }
 ACCESS_HELP = {
     "whitebox": "access.model is the frozen target and access.probabilities(x) its "
@@ -84,7 +86,9 @@ def create_method(kind: str, name: str, metadata: Metadata, modality: str = "ima
     environment = Environment(loader=FileSystemLoader(SCAFFOLDS), undefined=StrictUndefined,
                               keep_trailing_newline=True)
     environment.filters["tojson"] = json.dumps
-    modalities = MODALITIES if kind == "defense" and defense_kind == "output" else (modality,)
+    # an output defense written for probabilities applies to every modality that releases them
+    modalities = (PROBABILITY_RELEASES if kind == "defense" and defense_kind == "output"
+                  and modality in PROBABILITY_RELEASES else (modality,))
     values = {
         **metadata.__dict__, "name": name, "kind": defense_kind, "access": access,
         "modality": modality, "contract": CONTRACTS[modality],

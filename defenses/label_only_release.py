@@ -9,11 +9,11 @@ attacks see only labels; utility (accuracy) is unchanged by construction.
 import torch
 
 from benchmark.methods import Defense
-from benchmark.registry import Citation, register_defense
+from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "label-only-release", defense_kind="output", version="1.0",
+    "label-only-release", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
     citation=Citation("Membership Inference Attacks Against Machine Learning Models",
                       "Shokri et al.", "IEEE S&P", 2017, "https://arxiv.org/abs/1610.05820"))
 class LabelOnlyRelease(Defense):

@@ -11,11 +11,11 @@ attacks, are untouched (those cells are n/a). The noise is the Laplace mechanism
 import torch
 
 from benchmark.methods import Defense
-from benchmark.registry import Citation, register_defense
+from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "output-noise", defense_kind="output", version="1.0",
+    "output-noise", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
     citation=Citation("Calibrating Noise to Sensitivity in Private Data Analysis (the Laplace "
                       "mechanism)", "Dwork et al.", "TCC", 2006,
                       "https://doi.org/10.1007/11681878_14"))

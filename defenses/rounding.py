@@ -13,11 +13,11 @@ The argmax (and so utility) is preserved except where rounding creates ties.
 import torch
 
 from benchmark.methods import Defense
-from benchmark.registry import Citation, register_defense
+from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "rounding", defense_kind="output", version="1.0",
+    "rounding", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
     citation=Citation("Model Inversion Attacks that Exploit Confidence Information and Basic "
                       "Countermeasures", "Fredrikson et al.", "CCS", 2015,
                       "https://doi.org/10.1145/2810103.2813677"))

@@ -11,11 +11,11 @@ owner's choice and applies to every attack that reads scores.
 import torch
 
 from benchmark.methods import Defense
-from benchmark.registry import Citation, register_defense
+from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "topk-release", defense_kind="output", version="1.0",
+    "topk-release", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
     citation=Citation("Membership Inference Attacks Against Machine Learning Models",
                       "Shokri et al.", "IEEE S&P", 2017, "https://arxiv.org/abs/1610.05820"))
 class TopKRelease(Defense):

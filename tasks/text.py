@@ -119,6 +119,25 @@ def generate_text(release, prompts: list[list[int]], tokenizer: Tokenizer, eos: 
     return [tokenizer.decode(ids) for ids in generated]
 
 
+def check_texts(recon, n: int) -> None:
+    """A text attack's answer must be ``n`` strings, one per secret."""
+    if not isinstance(recon, (list, tuple)) or not all(isinstance(r, str) for r in recon):
+        raise ReconstructionError(f"expected a list of {n} strings, got {type(recon).__name__}")
+    if len(recon) != n:
+        raise ReconstructionError(f"expected {n} reconstructed texts, got {len(recon)}")
+
+
+def prompt_scores(recon: list[str], secrets: list[str],
+                  fields: list[dict[str, str]] | None) -> dict:
+    """BLEU, token F1 and exact match against the secrets (Morris et al.'s conventions), and
+    the fraction of private ``fields`` recovered when the task names them."""
+    scores = {"bleu": mean_sentence_bleu(recon, secrets), "token_f1": token_set_f1(recon, secrets),
+              "exact_match": exact_match(recon, secrets)}
+    if fields is not None:
+        scores["fields_recovered"] = fields_recovered(recon, fields)
+    return scores
+
+
 PROMPT_END = "email:"
 RECORDS_FORMAT = 2  # part of the cached tokenizer's key: records of another format, another BPE
 
@@ -351,20 +370,10 @@ class Records(Task):
                            self.splits()["public"], self.prompt_end)
 
     def check_reconstruction(self, recon, victims: TextVictims) -> None:
-        n = len(victims.observed)
-        if not isinstance(recon, (list, tuple)) or not all(isinstance(r, str) for r in recon):
-            raise ReconstructionError(f"expected a list of {n} strings, got {type(recon).__name__}")
-        if len(recon) != n:
-            raise ReconstructionError(f"expected {n} reconstructed prompts, got {len(recon)}")
+        check_texts(recon, len(victims.observed))
 
     def score(self, recon: list[str], victims: TextVictims, evaluator) -> dict:
-        secrets = self._secrets
-        scores = {"bleu": mean_sentence_bleu(recon, secrets),
-                  "token_f1": token_set_f1(recon, secrets),
-                  "exact_match": exact_match(recon, secrets)}
-        if self._fields is not None:
-            scores["fields_recovered"] = fields_recovered(recon, self._fields)
-        return scores
+        return prompt_scores(recon, self._secrets, self._fields)
 
     def examples(self, recon: list[str], victims: TextVictims) -> dict:
         return prompt_pairs(self._secrets, recon)

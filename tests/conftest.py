@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -49,3 +50,20 @@ def compose(*overrides: str):
     from benchmark.cli import compose_config
 
     return compose_config(list(overrides))
+
+
+def sweep(root: Path, *overrides: str, cache: Path | None = None) -> list[dict]:
+    """``invbench bench`` with ``overrides`` into ``root`` (results, site, and the artifact cache
+    unless ``cache`` is given; data from ../shared/data); its records, each asserted ok."""
+    from benchmark.cli import main
+
+    env = {"INVBENCH_RESULTS": root / "results", "INVBENCH_CACHE": cache or root / "cache",
+           "INVBENCH_DATA": SHARED_DATA, "INVBENCH_SITE": root / "site"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, str(value))
+        assert main(["bench", *overrides, "progress=false"]) == 0
+    records = [json.loads(path.read_text()) for path in sorted((root / "results").rglob("*.json"))]
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+    return records

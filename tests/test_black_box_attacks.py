@@ -16,17 +16,14 @@ five classes, most of the signal; the closing note gives both).
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from attacks.gan_prior import GANPrior
 from benchmark.access import Oracle, released
-from benchmark.cli import main
 from benchmark.registry import ATTACKS, load_all
 from tasks.images import ImageVictims
-from tests.conftest import SHARED_DATA, compose
+from tests.conftest import compose, sweep
 
 SCORE_BASED = ["mirror-b", "rlbmi", "c2fmi"]
 LABEL_ONLY = ["brepmi", "lokt"]
@@ -66,19 +63,8 @@ def test_black_box_attack_stays_within_its_budget_and_every_image_is_counted(nam
 
 
 def _bench(root, *overrides: str) -> dict:
-    env = {"INVBENCH_RESULTS": root / "results", "INVBENCH_CACHE": root / "cache",
-           "INVBENCH_DATA": SHARED_DATA, "INVBENCH_SITE": root / "site"}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, str(value))
-        assert main(["bench", "task=digits", *MEASURED, *overrides, "progress=false",
-                     "jobs=2"]) == 0
-    out = {}
-    for path in (root / "results" / "mini").rglob("*.json"):
-        record = json.loads(path.read_text())
-        assert record["status"] == "ok", record["error"]
-        out[(record["attack"], record["defense"])] = record
-    return out
+    return {(r["attack"], r["defense"]): r
+            for r in sweep(root, "task=digits", *MEASURED, *overrides, "jobs=2")}
 
 
 @pytest.fixture(scope="module")

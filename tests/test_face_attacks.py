@@ -27,12 +27,9 @@ exists); its cells are run and their utility checked, but it is not required to 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from benchmark.cli import main
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, sweep
 
 pytestmark = pytest.mark.slow
 
@@ -55,19 +52,8 @@ POWERED = ["suite.budgets.digits.samples_per_identity=24",  # 5 identities x 24
 
 def _bench(root, *overrides: str, cache=None, tasks=TASKS) -> dict:
     """Run a sweep into ``root``; its ok records keyed by (task, attack, defense, seed)."""
-    env = {"INVBENCH_RESULTS": root / "results", "INVBENCH_CACHE": cache or root / "cache",
-           "INVBENCH_DATA": SHARED_DATA, "INVBENCH_SITE": root / "site"}
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, str(value))
-        assert main(["bench", f"task={','.join(tasks)}", *overrides, "progress=false",
-                     "jobs=2"]) == 0
-    out = {}
-    for path in (root / "results" / "mini").rglob("*.json"):
-        record = json.loads(path.read_text())
-        assert record["status"] == "ok", record["error"]
-        out[(record["task"], record["attack"], record["defense"], record["seed"])] = record
-    return out
+    return {(r["task"], r["attack"], r["defense"], r["seed"]): r
+            for r in sweep(root, f"task={','.join(tasks)}", *overrides, "jobs=2", cache=cache)}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from benchmark.runner import run_cell
 from defenses.temperature import Temperature
 from metrics.text_overlap import fields_recovered
 from tasks.text import generate_text, private_fields, prompt_of
-from tests.conftest import SMOKE, compose
+from tests.conftest import SMOKE, compose, sweep
 
 
 def test_temperature_releases_the_tempered_distribution_and_keeps_the_argmax():
@@ -213,17 +213,8 @@ ATTACKS_UNDER_TEST = ["public-prompt", "prompt-search", "relaxed-invert", "gcg-i
 
 
 def _bench(root, cache, *overrides: str) -> dict:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {"INVBENCH_RESULTS": root / "results", "INVBENCH_CACHE": cache,
-                           "INVBENCH_SITE": root / "site"}.items():
-            patch.setenv(key, str(value))
-        assert main(["bench", "task=records", *overrides, "progress=false"]) == 0
-    out = {}
-    for path in (root / "results" / "mini" / "records").glob("*.json"):
-        record = json.loads(path.read_text())
-        assert record["status"] == "ok", record["error"]
-        out[(record["attack"], record["defense"])] = record
-    return out
+    return {(r["attack"], r["defense"]): r for r in sweep(root, "task=records", *overrides,
+                                                             cache=cache)}
 
 
 @pytest.fixture(scope="module")
