@@ -36,7 +36,8 @@ def test_check_passes_registered_methods_on_every_compatible_task(workdir, capsy
     assert code == 0, out
     assert out.count("  PASS") == 2 and "FAIL" not in out
     # miface is an image attack: digits only here (olivetti's data is absent in workdir);
-    # rounding applies to every modality, each under its reference attack
+    # rounding applies to every modality that releases probabilities, each under its reference
+    # attack (not to minilm-embeddings)
     assert "digits         miface             none" in out
     for line in ("digits         gan-random         rounding",
                  "sbm-citation   link-steal-0       rounding",
