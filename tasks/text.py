@@ -408,6 +408,19 @@ def cached_sha256(path: Path) -> str:
     return _DIGESTS[key]
 
 
+def weights_problems(folder: Path, files: tuple[str, ...], model: str, instructions: str,
+                     expected: str | None, other: str) -> list[str]:
+    """What is wrong with a pretrained model's folder: each of ``files`` missing, and a
+    ``model.safetensors`` whose sha256 is not ``expected`` (None: any is accepted)."""
+    problems = [f"missing: {folder / name} ({model}: {instructions})"
+                for name in files if not (folder / name).exists()]
+    weights = folder / "model.safetensors"
+    if weights.exists() and expected and cached_sha256(weights) != expected:
+        problems.append(f"sha256 of {weights} is {cached_sha256(weights)}, expected {expected} "
+                        f"({model}; task.model_sha256=null accepts {other})")
+    return problems
+
+
 def read_prompts(path: Path, column: str) -> list[str]:
     """The texts of a JSON-lines file (one object per line) or a CSV file with a header."""
     if path.suffix == ".csv":
@@ -453,13 +466,8 @@ class GPT2Prompts(Records):
 
     def data_problems(self) -> list[str]:
         folder = self.model_dir()
-        problems = [f"missing: {folder / name} (GPT-2: {gpt2_instructions(folder)})"
-                    for name in GPT2_MODEL_FILES if not (folder / name).exists()]
-        weights, expected = folder / "model.safetensors", self.cfg.get("model_sha256")
-        if weights.exists() and expected and cached_sha256(weights) != expected:
-            problems.append(f"sha256 of {weights} is {cached_sha256(weights)}, expected "
-                            f"{expected} (the published GPT-2; task.model_sha256=null accepts "
-                            f"another GPT-2 checkpoint)")
+        problems = weights_problems(folder, GPT2_MODEL_FILES, "GPT-2", gpt2_instructions(folder),
+                                    self.cfg.get("model_sha256"), "another GPT-2 checkpoint")
         if not self.prompts_file().exists():
             problems.append(f"missing: {self.prompts_file()} (prompts: JSON lines with a "
                             f"'{self.cfg['text_column']}' field or a CSV with that column; "
