@@ -89,10 +89,15 @@ def missing_data(cfg: DictConfig, task_name: str, overrides: list[str]) -> str |
     return None
 
 
+def quoted(value) -> str:
+    """A value as a quoted Hydra override string: a path may hold '=', spaces or brackets."""
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
 def path_overrides(cfg: DictConfig) -> list[str]:
     """The paths as resolved here (environment variables read once, in this process), folders
     made absolute: a worker or a cluster job may start elsewhere."""
-    return [*(f"paths.{k}={v}" for k, v in resolve_paths(cfg).items()),
+    return [*(f"paths.{k}={quoted(v)}" for k, v in resolve_paths(cfg).items()),
             f"paths.offline={cfg.paths.offline}"]
 
 

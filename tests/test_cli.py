@@ -169,3 +169,18 @@ def test_an_override_one_swept_attack_lacks_exits_2_before_any_cell(workdir, cap
     err = capsys.readouterr().err
     assert "Could not override 'attack.lambda_id'" in err and "+attack.lambda_id=3" in err
     assert not (workdir / "results").exists()
+
+
+def test_paths_with_equals_signs_spaces_and_quotes_reach_the_workers_intact(monkeypatch, tmp_path):
+    """The bench hands the resolved paths to its workers as Hydra overrides; a folder named
+    ``k=1`` or ``it's here`` must not break the sweep's command line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from benchmark.cli import compose_config, path_overrides
+
+    folder = tmp_path / "k=1" / "it's here [a,b]"
+    monkeypatch.setenv("INVBENCH_RESULTS", str(folder))
+    parser = OverridesParser.create()
+    parsed = {o.key_or_group: o.value() for o in parser.parse_overrides(
+        path_overrides(compose_config([])))}
+    assert parsed["paths.results"] == str(folder)
