@@ -46,6 +46,7 @@ class Defense:
     """
 
     kind = "none"
+    modality = ""  # the modality of the cell's task; the runner sets it before the task uses it
 
     def __init__(self, cfg: Any = None):
         self.cfg = plain(cfg)

@@ -187,6 +187,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
     with PeakMemory() as cost:
         try:
             defense = defense_entry.obj(cfg.defense)
+            defense.modality = task.modality
             task.use_defense(defense)
             attack = attack_entry.obj(cfg.attack)
             attack.progress = progress

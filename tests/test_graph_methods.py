@@ -106,6 +106,12 @@ def test_output_defenses_by_hand():
     logp = Rounding({"decimals": 0, "space": "logprobs"}).transform_output(probs, g)
     expected = torch.softmax(torch.round(torch.log(probs)), 1)
     assert torch.allclose(logp, expected)
+    # space auto: log-probabilities for a text task's release, probabilities elsewhere
+    for modality, space in (("text", "logprobs"), ("graph", "probs"), ("image", "probs")):
+        auto = Rounding({"decimals": 0, "space": "auto"})
+        auto.modality = modality
+        assert torch.equal(auto.transform_output(probs, g), Rounding(
+            {"decimals": 0, "space": space}).transform_output(probs, g))
     top2 = TopKRelease({"k": 2}).transform_output(probs, g)
     assert torch.allclose(top2, torch.tensor([[0.52 / 0.83, 0.31 / 0.83, 0, 0],
                                               [0, 0, 0.6 / 0.9, 0.3 / 0.9]]))

@@ -2,7 +2,8 @@
 access enforced on what the attacker observes, and the text issue's acceptance at the mini
 budget (every attack beats the constant public prompt, except the extraction strings, which a
 records model does not follow; the white-box relaxed inversion beats the black-box search at
-equal queries; top-1 release and rounding lower the black-box search; learned inversion from
+equal queries; top-1 release and rounding of log-probabilities lower the best score-based attack,
+top-1 release and rounding of probabilities the black-box search; learned inversion from
 generated text beats the extraction strings)."""
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ def test_words_round_trip_and_the_inverter_copies_words_it_never_generated():
 # Acceptance, at the mini budget ----------------------------------------------------------
 ATTACKS_UNDER_TEST = ["public-prompt", "prompt-search", "relaxed-invert", "gcg-invert",
                       "logit2prompt", "output2prompt"]
+SCORE_BASED = ["prompt-search", "logit2prompt"]
 # extraction-prompt is run too, but the records model follows no instruction: its continuations
 # score below the constant answer (18.4 vs 30.7 BLEU); the learned text-only inversion must beat it
 
@@ -223,9 +225,12 @@ def text_records(tmp_path_factory):
     records = _bench(root / "main", root / "cache",
                      f"attack=[{','.join([*ATTACKS_UNDER_TEST, 'extraction-prompt'])}]",
                      "defense=[none,rounding]")
-    records.update({(attack, "topk-release k=1"): record for (attack, _), record in _bench(
-        root / "top1", root / "cache", "attack=prompt-search", "defense=topk-release",
-        "defense.k=1").items()})
+    # on text, rounding rounds log-probabilities (space: auto); probabilities apart
+    for label, overrides in (("topk-release k=1", ("defense=topk-release", "defense.k=1")),
+                             ("rounding probs", ("defense=rounding", "defense.space=probs"))):
+        records.update({(attack, label): record for (attack, _), record in _bench(
+            root / label.replace(" ", "-"), root / "cache",
+            f"attack=[{','.join(SCORE_BASED)}]", *overrides).items()})
     return records
 
 
@@ -266,11 +271,23 @@ def test_learned_inversion_from_generated_text_beats_the_extraction_strings(text
 
 @pytest.mark.slow
 @pytest.mark.parametrize("defense", ["rounding", "topk-release k=1"])
+def test_output_defenses_lower_the_best_score_based_attack(text_records, defense):
+    """The issue's criterion: rounding (1 decimal of log-probabilities) and top-1 release lower
+    the BLEU of the best attack that reads released distributions (logit2prompt here)."""
+    best = max(SCORE_BASED, key=lambda attack: bleu(text_records[(attack, "none")]))
+    assert text_records[(best, "none")]["access"] == "scores"
+    defended = text_records[(best, defense)]
+    assert bleu(defended) < bleu(text_records[(best, "none")]), (best, defense)
+    assert defended["utility"]["kl_to_true"]["value"] > 0  # at a cost the record shows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defense", ["rounding probs", "topk-release k=1"])
 def test_output_defenses_lower_the_black_box_search(text_records, defense):
     undefended = bleu(text_records[("prompt-search", "none")])
     defended = text_records[("prompt-search", defense)]
     assert bleu(defended) < undefended
-    assert defended["utility"]["kl_to_true"]["value"] > 0  # at a cost the record shows
+    assert defended["utility"]["kl_to_true"]["value"] > 0
 
 
 # gpt2-prompts: the real loading path, with a small random GPT-2 of GPT-2's vocabulary --------
