@@ -152,7 +152,7 @@ def beam_decode(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: l
     done = torch.zeros(rows_in * beam, dtype=torch.bool)
     lengths = torch.zeros(rows_in * beam)
     for _ in range(max_tokens):
-        rows = layout(contexts, [s for s in sequences.tolist()], decoder.prefix, eos)
+        rows = layout(contexts, sequences.tolist(), decoder.prefix, eos)
         log_probs = F.log_softmax(decoder(conditions, rows)[:, -1].float(), dim=-1)
         # a finished beam only continues with <|endoftext|> at no cost
         log_probs[done] = -float("inf")
@@ -178,31 +178,9 @@ def beam_decode(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: l
     return out
 
 
-@torch.no_grad()
-def sample_decode(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: list[list[int]],
-                  eos: int, max_tokens: int, generator: torch.Generator) -> list[list[int]]:
-    """One text per row sampled at temperature 1 (without <|endoftext|>)."""
-    sequences: list[list[int]] = [[] for _ in contexts]
-    active = list(range(len(contexts)))
-    for _ in range(max_tokens):
-        rows = layout([contexts[i] for i in active], [sequences[i] for i in active],
-                      decoder.prefix, eos)
-        probs = F.softmax(decoder(conditions[active], rows)[:, -1].float(), dim=-1)
-        picks = torch.multinomial(probs, 1, generator=generator).flatten().tolist()
-        still = []
-        for i, token in zip(active, picks):
-            if token != eos:
-                sequences[i].append(token)
-                still.append(i)
-        active = still
-        if not active:
-            break
-    return sequences
-
-
 @dataclass
 class EmbeddingInverter:
-    """A trained decoder from an embedding to text, with the BPE it writes in."""
+    """A trained decoder from an embedding to text, with the words it writes in."""
 
     decoder: EmbeddingDecoder
     tokenizer: WordTokenizer
@@ -220,6 +198,10 @@ class EmbeddingInverter:
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return [self.tokenizer.decode(row) for row in ids]
+
+    def contexts(self, texts: list[str], max_tokens: int) -> list[list[int]]:
+        """Texts as a corrector's contexts: at most ``max_tokens`` tokens, then <sep>."""
+        return [ids[:max_tokens] + [self.sep] for ids in self.encode(texts)]
 
     def invert(self, embeddings: torch.Tensor, beam: int, max_tokens: int) -> list[str]:
         """The best beam-search text for each embedding."""

@@ -17,7 +17,8 @@ import torch
 
 from attacks._inverter import Example, invert_from_public, split_words
 from benchmark.methods import Attack
-from benchmark.registry import Citation, register_attack
+from benchmark.registry import register_attack
+from metrics.text_overlap import LM_INVERSION
 
 
 def distribution_example(probs: torch.Tensor, tokenizer, top: int,
@@ -32,8 +33,7 @@ def distribution_example(probs: torch.Tensor, tokenizer, top: int,
 
 @register_attack(
     "logit2prompt", modalities=("text",), access="scores", version="1.0",
-    citation=Citation("Language Model Inversion", "Morris et al.", "ICLR", 2024,
-                      "https://arxiv.org/abs/2311.13647"))
+    citation=LM_INVERSION)
 class Logit2Prompt(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         tokenizer, top = victims.tokenizer, int(self.cfg["top_tokens"])

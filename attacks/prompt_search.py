@@ -26,15 +26,15 @@ import torch
 
 from attacks._text import PublicBigram, bos_id, public_prompts, same_length_pool
 from benchmark.methods import Attack
-from benchmark.registry import Citation, register_attack
+from benchmark.registry import register_attack
+from metrics.text_overlap import LM_INVERSION
 from tasks.text import kl_divergence
 from tasks.training import progress_bar
 
 
 @register_attack(
     "prompt-search", modalities=("text",), access="scores", version="1.0",
-    citation=Citation("Language Model Inversion", "Morris et al.", "ICLR", 2024,
-                      "https://arxiv.org/abs/2311.13647"))
+    citation=LM_INVERSION)
 class PromptSearch(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         tokenizer = victims.tokenizer

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from attacks._embedding_decoder import (EmbeddingDecoder, WordTokenizer, beam_decode, fit_decoder,
                                         fit_inverter, training_texts)
 from benchmark.methods import Attack
-from benchmark.registry import Citation, register_attack
+from benchmark.registry import register_attack
+from tasks.embeddings import VEC2TEXT
 
 
 def correction_condition(target: torch.Tensor, hypothesis: torch.Tensor) -> torch.Tensor:
@@ -41,10 +42,8 @@ def correction_condition(target: torch.Tensor, hypothesis: torch.Tensor) -> torc
     return torch.cat([target, hypothesis, target - hypothesis], dim=-1)
 
 
-@register_attack(
-    "vec2text", modalities=("embedding",), access="scores", version="1.0",
-    citation=Citation("Text Embeddings Reveal (Almost) As Much As Text", "Morris et al.",
-                      "EMNLP", 2023, "https://arxiv.org/abs/2310.06816"))
+@register_attack("vec2text", modalities=("embedding",), access="scores", version="1.0",
+                 citation=VEC2TEXT)
 class Vec2Text(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         # one query per text and one per its hypothesis
@@ -65,7 +64,7 @@ class Vec2Text(Attack):
         corrector = warm_started_corrector(bases[0].decoder, embeddings.shape[1],
                                            self.cfg["decoder"])
         fit_decoder(corrector, correction_condition(embeddings, oracle(hypotheses)),
-                    [ids[:max_tokens] + [bases[0].sep] for ids in bases[0].encode(hypotheses)],
+                    bases[0].contexts(hypotheses, max_tokens),
                     bases[0].encode(texts), bases[0].eos,
                     {**self.cfg["decoder"], "epochs": self.cfg["corrector_epochs"]}, generator)
         first = [base.invert(victims.observed, int(self.cfg["beam"]), max_tokens)
@@ -88,8 +87,9 @@ class Vec2Text(Attack):
             rows = [(i, text) for i, hypotheses in enumerate(kept) for text in hypotheses]
             conditions = correction_condition(targets[[i for i, _ in rows]],
                                               torch.stack([embedded[text] for _, text in rows]))
-            contexts = [ids[:max_tokens] + [base.sep] for ids in base.encode([t for _, t in rows])]
-            corrected = beam_decode(corrector, conditions, contexts, base.eos, beam, max_tokens)
+            corrected = beam_decode(corrector, conditions,
+                                    base.contexts([text for _, text in rows], max_tokens), base.eos,
+                                    beam, max_tokens)
             candidates: list[list[str]] = [list(hypotheses) for hypotheses in kept]
             for (i, _), texts in zip(rows, corrected):
                 candidates[i].extend(base.decode(texts))

