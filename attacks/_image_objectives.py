@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from benchmark.devices import autocast
 from tasks.training import progress_bar
 
 
@@ -33,12 +34,12 @@ def random_augment(images: torch.Tensor, min_scale: float = 0.8, flip: bool = Tr
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """A differentiable random resized crop (area in [min_scale, 1]) and horizontal flip per
     image, through one affine grid (PLG-MI's and PPA's attack-time augmentations)."""
-    n = len(images)
-    scale = torch.empty(n).uniform_(min_scale, 1.0, generator=generator).sqrt()
-    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (1 - scale)[:, None]
-    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if flip \
-        else torch.ones(n)
-    theta = torch.zeros(n, 2, 3)
+    n, device = len(images), images.device
+    scale = torch.empty(n, device=device).uniform_(min_scale, 1.0, generator=generator).sqrt()
+    shift = (torch.rand(n, 2, generator=generator, device=device) * 2 - 1) * (1 - scale)[:, None]
+    sign = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0) \
+        if flip else torch.ones(n, device=device)
+    theta = torch.zeros(n, 2, 3, device=device)
     theta[:, 0, 0] = scale * sign
     theta[:, 1, 1] = scale
     theta[:, :, 2] = shift
@@ -49,12 +50,18 @@ def random_augment(images: torch.Tensor, min_scale: float = 0.8, flip: bool = Tr
 
 def search_latents(parameters: list[torch.Tensor], loss_fn: Callable[[], torch.Tensor], *,
                    steps: int, optimizer: torch.optim.Optimizer, desc: str, progress: bool,
-                   after_step: Callable[[], None] | None = None) -> None:
+                   after_step: Callable[[], None] | None = None, amp: bool = False) -> None:
     """``steps`` updates of ``optimizer`` on the SUMMED per-sample loss, so that batching
-    identities and restarts together leaves each latent's trajectory unchanged."""
+    identities and restarts together leaves each latent's trajectory unchanged.
+
+    With ``amp`` the loss's forward passes run under bfloat16 autocast (the latents and the
+    update stay float32). Nothing in the loop reads a value back to the host, so on a GPU the
+    steps queue up without synchronising (``tests/test_devices.py`` checks it)."""
+    device = parameters[0].device
     with progress_bar(steps, desc, progress) as bar:
         for _ in range(steps):
-            loss = loss_fn().sum()
+            with autocast(device, amp):
+                loss = loss_fn().float().sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from benchmark.devices import module_device, to_device
 from tasks.training import progress_bar
 
 
@@ -95,7 +96,7 @@ class UsesGANPrior:
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    mix = torch.rand(len(real), 1, 1, 1)
+    mix = torch.rand(len(real), 1, 1, 1, device=real.device)
     interpolated = (mix * real + (1 - mix) * fake).requires_grad_(True)
     grad, = torch.autograd.grad(critic(interpolated).sum(), interpolated, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -103,7 +104,10 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
 
 def train_wgan_gp(prior: GANPrior, images: torch.Tensor, *, steps: int, batch_size: int,
                   n_critic: int, lr: float, gp_weight: float, progress: bool) -> dict:
-    """Train ``prior`` on ``images`` (public data) for ``steps`` generator updates."""
+    """Train ``prior`` on ``images`` (public data) for ``steps`` generator updates, on the
+    prior's device (the images are copied there once)."""
+    device = module_device(prior)
+    images = to_device(images, device)
     generator, critic = prior.generator, prior.discriminator
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
@@ -112,15 +116,16 @@ def train_wgan_gp(prior: GANPrior, images: torch.Tensor, *, steps: int, batch_si
     with progress_bar(steps, "GAN prior (public data)", progress) as bar:
         for _ in range(steps):
             for _ in range(n_critic):
-                real = images[torch.randint(len(images), (batch_size,))]
+                real = images[torch.randint(len(images), (batch_size,), device=device)]
                 with torch.no_grad():
-                    fake = generator(torch.randn(batch_size, prior.z_dim))
+                    fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
                 critic_loss = (critic(fake).mean() - critic(real).mean()
                                + gp_weight * gradient_penalty(critic, real, fake))
                 opt_d.zero_grad(set_to_none=True)
                 critic_loss.backward()
                 opt_d.step()
-            generator_loss = -critic(generator(torch.randn(batch_size, prior.z_dim))).mean()
+            generator_loss = -critic(generator(torch.randn(batch_size, prior.z_dim,
+                                                           device=device))).mean()
             opt_g.zero_grad(set_to_none=True)
             generator_loss.backward()
             opt_g.step()

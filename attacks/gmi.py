@@ -45,11 +45,14 @@ class IdentityLoss:
 @register_attack("gmi", modalities=("image",), access="whitebox", version="1.1",
                  citation=GMI_CITATION)
 class GMI(IdentityLoss, UsesGANPrior, Attack):
+    runs_on_gpu = True
+
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator,
             target_prior=None):
         generator_net, critic = freeze(prior.generator), freeze(prior.discriminator)
-        labels = victims.classes.repeat_interleave(victims.per_class)
-        z = torch.randn(len(labels), prior.z_dim, generator=generator).requires_grad_(True)
+        labels = victims.classes.to(self.device).repeat_interleave(victims.per_class)
+        z = torch.randn(len(labels), prior.z_dim, generator=generator,
+                        device=self.device).requires_grad_(True)
         optimizer = torch.optim.SGD([z], lr=float(self.cfg["lr"]),
                                     momentum=float(self.cfg["momentum"]), nesterov=True)
         lam, clip = float(self.cfg["lambda_id"]), float(self.cfg["clip"])
@@ -60,7 +63,7 @@ class GMI(IdentityLoss, UsesGANPrior, Attack):
                                                               target_prior)
 
         search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc=self.cfg["name"], progress=self.progress,
+                       desc=self.cfg["name"], progress=self.progress, amp=self.amp,
                        after_step=lambda: z.clamp_(-clip, clip))
         with torch.no_grad():
             return generator_net(z).view(len(victims.classes), victims.per_class,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from attacks._image_objectives import freeze, search_latents
 from attacks.gan_prior import Generator, downsampling_layers
 from attacks.gmi import IdentityLoss
+from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 from tasks.training import predict_in_batches, progress_bar
@@ -68,6 +69,8 @@ def realness(logits: torch.Tensor) -> torch.Tensor:
 
 def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.Tensor, *,
                     steps: int, batch_size: int, lr: float, progress: bool) -> dict:
+    device = module_device(prior)
+    images, soft_labels = to_device(images, device), to_device(soft_labels, device)
     generator, discriminator = prior.generator, prior.discriminator
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
@@ -75,10 +78,10 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
     discriminator.train()
     with progress_bar(steps, "KEDMI GAN (public data, target soft labels)", progress) as bar:
         for _ in range(steps):
-            index = torch.randint(len(images), (batch_size,))
+            index = torch.randint(len(images), (batch_size,), device=device)
             real, target_probs = images[index], soft_labels[index]
             with torch.no_grad():
-                fake = generator(torch.randn(batch_size, prior.z_dim))
+                fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
             real_logits, fake_logits = discriminator(real), discriminator(fake)
             supervised = -(target_probs * F.log_softmax(real_logits, dim=1)).sum(1).mean()
             unsupervised = (F.softplus(-realness(real_logits)).mean()
@@ -86,7 +89,7 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
             opt_d.zero_grad(set_to_none=True)
             (supervised + unsupervised).backward()
             opt_d.step()
-            fake = generator(torch.randn(batch_size, prior.z_dim))
+            fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
             with torch.no_grad():  # the real side of Eq. 4 is a constant for the generator
                 real_features = discriminator.features(real).mean(0)
             matching = (real_features - discriminator.features(fake).mean(0)).abs().mean()
@@ -104,6 +107,7 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
     citation=Citation("Knowledge-Enriched Distributional Model Inversion Attacks",
                       "Chen et al.", "ICCV", 2021, "https://arxiv.org/abs/2010.04092"))
 class KEDMI(IdentityLoss, Attack):
+    runs_on_gpu = True
     def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["target_prior"]
         return {"target_prior": KEDMIPrior(task.image_shape, task.num_classes,
@@ -112,7 +116,7 @@ class KEDMI(IdentityLoss, Attack):
     def train_target_prior(self, model: KEDMIPrior, public, target, teacher,
                            progress: bool) -> dict:
         settings = self.cfg["target_prior"]
-        soft = predict_in_batches(teacher, public.images)
+        soft = predict_in_batches(teacher, public.images, device=module_device(model))
         return train_kedmi_gan(model, public.images, soft, steps=int(settings["steps"]),
                                batch_size=int(settings["batch_size"]),
                                lr=float(settings["lr"]), progress=progress)
@@ -122,21 +126,22 @@ class KEDMI(IdentityLoss, Attack):
         gan = self.own_prior(target_prior)
         generator_net, discriminator = freeze(gan.generator), freeze(gan.discriminator)
         identities, per = len(victims.classes), victims.per_class
-        mu = torch.zeros(identities, 1, gan.z_dim).requires_grad_(True)
-        log_sigma = torch.zeros(identities, 1, gan.z_dim).requires_grad_(True)
-        labels = victims.classes.repeat_interleave(per)
+        device = self.device
+        mu = torch.zeros(identities, 1, gan.z_dim, device=device).requires_grad_(True)
+        log_sigma = torch.zeros(identities, 1, gan.z_dim, device=device).requires_grad_(True)
+        labels = victims.classes.to(device).repeat_interleave(per)
         optimizer = torch.optim.Adam([mu, log_sigma], lr=float(self.cfg["lr"]))
         lam = float(self.cfg["lambda_id"])
 
         def loss() -> torch.Tensor:
-            eps = torch.randn(identities, per, gan.z_dim, generator=generator)
+            eps = torch.randn(identities, per, gan.z_dim, generator=generator, device=device)
             images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))
             prior_loss = F.softplus(-realness(discriminator(images)))
             return prior_loss + lam * self.identity_loss(access, images, labels, target_prior)
 
         search_latents([mu, log_sigma], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc=self.cfg["name"], progress=self.progress)
+                       desc=self.cfg["name"], progress=self.progress, amp=self.amp)
         with torch.no_grad():
-            eps = torch.randn(identities, per, gan.z_dim, generator=generator)
+            eps = torch.randn(identities, per, gan.z_dim, generator=generator, device=device)
             images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))
         return images.view(identities, per, *victims.image_shape)

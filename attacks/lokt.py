@@ -62,6 +62,8 @@ class SurrogateAccess:
     citation=Citation("Label-Only Model Inversion Attacks via Knowledge Transfer",
                       "Nguyen et al.", "NeurIPS", 2023, "https://arxiv.org/abs/2310.19342"))
 class LOKT(GMI):
+    runs_on_gpu = False  # label-only: the oracle's releases and the surrogates stay on the host
+
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator,
             target_prior=None):
         cfg = self.cfg

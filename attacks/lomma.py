@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from attacks.gmi import GMI
 from attacks.kedmi import KEDMI
 from attacks.plgmi import PLGMI
+from benchmark.devices import module_device, to_device
 from benchmark.registry import Citation, register_attack
 from tasks.face_models import build_image_model
 from tasks.training import predict_in_batches, progress_bar
@@ -57,18 +58,21 @@ def captured_input(module: nn.Module):
 
 def distil(student: nn.Module, images: torch.Tensor, soft_targets: torch.Tensor, *, epochs: int,
            lr: float, batch_size: int, temperature: float, desc: str, progress: bool) -> float:
-    """Knowledge distillation on public images: KL(p_T^tau || p_S^tau) * tau^2."""
+    """Knowledge distillation on public images: KL(p_T^tau || p_S^tau) * tau^2, on the
+    student's device."""
+    device = module_device(student)
+    images, soft_targets = to_device(images, device), to_device(soft_targets, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=lr)
     teacher_log = torch.log(soft_targets.clamp_min(1e-12)) / temperature
     steps = epochs * ((len(images) + batch_size - 1) // batch_size)
     student.train()
     with progress_bar(steps, desc, progress) as bar:
         for _ in range(epochs):
-            order = torch.randperm(len(images))
+            order = torch.randperm(len(images), device=device)
             for start in range(0, len(images), batch_size):
                 batch = order[start:start + batch_size]
-                x = torch.where(torch.rand(len(batch), 1, 1, 1) < 0.5, images[batch].flip(-1),
-                                images[batch])
+                x = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5,
+                                images[batch].flip(-1), images[batch])
                 loss = F.kl_div(F.log_softmax(student(x) / temperature, dim=1),
                                 F.log_softmax(teacher_log[batch], dim=1), log_target=True,
                                 reduction="batchmean") * temperature ** 2
@@ -82,6 +86,8 @@ def distil(student: nn.Module, images: torch.Tensor, soft_targets: torch.Tensor,
 
 class LOMMA:
     """Mixin placed before the base attack class."""
+
+    runs_on_gpu = True  # the students train on the device they are given, like the base attack
 
     cfg: dict
     progress: bool
@@ -98,7 +104,8 @@ class LOMMA:
             return super().train_target_prior(model, public, target, teacher, progress)
         meta = {}
         settings = self.cfg["lomma"]
-        images = public.images
+        device = module_device(model)
+        images = to_device(public.images, device)
         model.p_reg.copy_(predict_in_batches(target.features, images).mean(dim=0))
         soft = predict_in_batches(teacher, images)
         for i, student in enumerate(model.students):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from attacks._image_objectives import freeze, max_margin_loss, random_augment, search_latents
 from attacks.gan_prior import Generator, downsampling_layers
 from attacks.gmi import IdentityLoss
+from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 from tasks.training import predict_in_batches, progress_bar
@@ -69,7 +70,7 @@ def top_n_pseudo_labels(probs: torch.Tensor, n: int) -> tuple[torch.Tensor, torc
     """Indices of the n public images most confidently of each class, and those classes."""
     n = min(n, len(probs))
     index = probs.topk(n, dim=0).indices  # [n, K]
-    labels = torch.arange(probs.shape[1]).repeat(n)
+    labels = torch.arange(probs.shape[1], device=probs.device).repeat(n)
     return index.flatten(), labels
 
 
@@ -79,6 +80,8 @@ def top_n_pseudo_labels(probs: torch.Tensor, n: int) -> tuple[torch.Tensor, torc
                       "Adversarial Network", "Yuan et al.", "AAAI", 2023,
                       "https://arxiv.org/abs/2302.09814"))
 class PLGMI(IdentityLoss, Attack):
+    runs_on_gpu = True
+
     def identity_loss(self, access, images, labels, target_prior):
         return max_margin_loss(access.model(images), labels)
 
@@ -91,30 +94,31 @@ class PLGMI(IdentityLoss, Attack):
                            progress: bool) -> dict:
         settings = self.cfg["target_prior"]
         freeze(target)
-        index, pseudo = top_n_pseudo_labels(predict_in_batches(teacher, public.images),
-                                            int(settings["top_n"]))
-        images = public.images[index]
+        device = module_device(model)
+        probs = predict_in_batches(teacher, public.images, device=device)
+        index, pseudo = top_n_pseudo_labels(probs, int(settings["top_n"]))
+        images = to_device(public.images, device)[index]
         generator, discriminator = model.generator, model.discriminator
         lr, alpha, batch = float(settings["lr"]), float(settings["alpha"]), \
             int(settings["batch_size"])
         opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.9))
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.0, 0.9))
-        num_classes = int(pseudo.max()) + 1
+        num_classes = probs.shape[1]
         generator.train()
         with progress_bar(int(settings["steps"]), "PLG-MI cGAN (pseudo-labelled public data)",
                           progress) as bar:
             for _ in range(int(settings["steps"])):
-                pick = torch.randint(len(images), (batch,))
+                pick = torch.randint(len(images), (batch,), device=device)
                 real, real_y = images[pick], pseudo[pick]
-                fake_y = torch.randint(num_classes, (batch,))
+                fake_y = torch.randint(num_classes, (batch,), device=device)
                 with torch.no_grad():
-                    fake = generator(torch.randn(batch, model.z_dim), fake_y)
+                    fake = generator(torch.randn(batch, model.z_dim, device=device), fake_y)
                 d_loss = (F.relu(1 - discriminator(real, real_y)).mean()
                           + F.relu(1 + discriminator(fake, fake_y)).mean())
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
-                fake = generator(torch.randn(batch, model.z_dim), fake_y)
+                fake = generator(torch.randn(batch, model.z_dim, device=device), fake_y)
                 inversion = max_margin_loss(target(random_augment(fake)), fake_y).mean()
                 g_loss = -discriminator(fake, fake_y).mean() + alpha * inversion
                 opt_g.zero_grad(set_to_none=True)
@@ -129,8 +133,9 @@ class PLGMI(IdentityLoss, Attack):
             target_prior=None):
         gan = self.own_prior(target_prior)
         generator_net = freeze(gan.generator)
-        labels = victims.classes.repeat_interleave(victims.per_class)
-        z = torch.randn(len(labels), gan.z_dim, generator=generator).requires_grad_(True)
+        labels = victims.classes.to(self.device).repeat_interleave(victims.per_class)
+        z = torch.randn(len(labels), gan.z_dim, generator=generator,
+                        device=self.device).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=float(self.cfg["lr"]))
 
         def loss() -> torch.Tensor:
@@ -140,7 +145,7 @@ class PLGMI(IdentityLoss, Attack):
                        for _ in range(int(self.cfg["augmentations"])))
 
         search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc=self.cfg["name"], progress=self.progress)
+                       desc=self.cfg["name"], progress=self.progress, amp=self.amp)
         with torch.no_grad():
             return generator_net(z, labels).view(len(victims.classes), victims.per_class,
                                                  *victims.image_shape)

@@ -13,11 +13,21 @@ from benchmark.workers import threads_per_worker
 FINISHED: list[dict] = []
 
 
+def job_number() -> int:
+    """This job's number in a Hydra sweep (0 for a single run): it picks the worker's GPU."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return int(HydraConfig.get().job.get("num") or 0)
+    except ValueError:  # no Hydra run in progress
+        return 0
+
+
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def cell(cfg: DictConfig) -> None:
     workers = int(cfg.get("workers", 1))
     if workers > 1:  # one of several worker processes: share the cores, do not oversubscribe
         torch.set_num_threads(threads_per_worker(workers))
-    record = run_cell(cfg)
+    record = run_cell(cfg, job_number())
     if record is not None:
         FINISHED.append(record)

@@ -150,7 +150,8 @@ class ArtifactCache:
     def _store(self, directory: Path, module: torch.nn.Module, meta: dict) -> None:
         staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
         try:
-            state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous().clone()
+                     for k, v in module.state_dict().items()}
             save_file(state, str(staging / WEIGHTS))
             meta["sha256"] = file_sha256(staging / WEIGHTS)
             (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))

@@ -47,6 +47,9 @@ class Defense:
 
     kind = "none"
     modality = ""  # the modality of the cell's task; the runner sets it before the task uses it
+    # True when the training this defense changes creates its tensors on the device of the
+    # model and data it is given (benchmark/devices.py); otherwise its cells run on the CPU.
+    runs_on_gpu = False
 
     def __init__(self, cfg: Any = None):
         self.cfg = plain(cfg)
@@ -83,6 +86,11 @@ class Attack:
     """Base attack. ``build_prior`` / ``train_prior`` are optional (attacks with no prior)."""
 
     progress = True  # the runner sets it from the config: show a progress bar in ``run``
+    # True when the attack's priors and ``run`` create their tensors on ``self.device`` (the
+    # runner then hands it modules, data and a random generator there; benchmark/devices.py).
+    runs_on_gpu = False
+    device = torch.device("cpu")  # the cell's device, set by the runner
+    amp = False  # run the latent search under bfloat16 autocast (the runner sets it)
 
     def __init__(self, cfg: Any = None):
         self.cfg = plain(cfg)
@@ -124,6 +132,9 @@ class Task:
 
     modality = ""
     primary_metric = ""
+    # True when the target's and evaluator's training, scoring and utility work on the device
+    # of the module they are given (benchmark/devices.py); otherwise the task's cells run on CPU.
+    runs_on_gpu = False
     # Names of the metrics ``score`` returns, mapped to higher_is_better.
     metrics: dict[str, bool] = {}
     # Names of the utility figures ``utility`` returns, mapped to higher_is_better.

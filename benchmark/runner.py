@@ -25,6 +25,7 @@ from benchmark import __version__
 from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.cost import PeakMemory
+from benchmark.devices import device_generator, exclusive_gpu, resolve_amp, resolve_device
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.methods import Unavailable, plain
 from benchmark.provenance import environment, git_state
@@ -111,8 +112,20 @@ def method_settings(cfg: DictConfig) -> dict:
     return {k: v for k, v in plain(cfg).items() if k != PAPER_KEY}
 
 
-def run_cell(cfg: DictConfig) -> dict | None:
-    """Run one cell and return its record (None when the cell is not applicable)."""
+def cell_device(worker_device: torch.device, *entries) -> tuple[torch.device, str | None]:
+    """The cell's device: the worker's, when every method of the cell runs on a GPU; else the
+    CPU and the reason (the record's ``compute.cpu_because``)."""
+    if worker_device.type == "cpu":
+        return worker_device, None
+    cpu_only = [entry.name for entry in entries if not getattr(entry.obj, "runs_on_gpu", False)]
+    if cpu_only:
+        return torch.device("cpu"), f"{', '.join(cpu_only)} run(s) on the CPU only"
+    return worker_device, None
+
+
+def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
+    """Run one cell and return its record (None when the cell is not applicable). ``job_num``
+    is the cell's job number in a sweep: it picks the worker's GPU (benchmark/devices.py)."""
     load_all()
     task_entry = TASKS.get(cfg.task.name)
     attack_entry = ATTACKS.get(cfg.attack.name)
@@ -127,6 +140,9 @@ def run_cell(cfg: DictConfig) -> dict | None:
 
     paths = resolve_paths(cfg)
     budget = suite_budget(cfg)
+    device, cpu_because = cell_device(resolve_device(cfg.get("device", "auto"), job_num),
+                                      task_entry, attack_entry, defense_entry)
+    amp = resolve_amp(cfg.get("amp", "auto"), device)
     cell_config = {
         "task": plain(cfg.task),
         "attack": method_settings(cfg.attack),
@@ -166,6 +182,10 @@ def run_cell(cfg: DictConfig) -> dict | None:
         "git": git_state(), "environment": environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "metrics": {}, "utility": {}, "provenance": {}, "error": None,
+        # where it ran: not part of the config hash (a result does not go stale when the same
+        # cell moves to another machine), but a reader comparing numbers should see it
+        "compute": {"device": str(device), "amp": amp,
+                    "requested": str(cfg.get("device", "auto")), "cpu_because": cpu_because},
     }
     timings = {"train_seconds": 0.0, "attack_seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
 
@@ -177,20 +197,26 @@ def run_cell(cfg: DictConfig) -> dict | None:
 
     def cached(kind: str, key: dict, untrained: torch.nn.Module, train) -> tuple[torch.nn.Module,
                                                                                  dict]:
-        module, meta, hit = cache.get_or_train(kind, key, lambda: untrained, train)
+        # built (and seeded) on the CPU, so initial weights do not depend on the device
+        module, meta, hit = cache.get_or_train(kind, key, lambda: untrained.to(device), train)
         timings["cache_hits" if hit else "cache_misses"] += 1
         if not hit:
             timings["train_seconds"] += meta.get("train_seconds", 0.0)
         return module, meta
 
     access, queries = None, 0
-    with PeakMemory() as cost:
+    # a GPU is held for the whole cell, so two workers never share one (benchmark/devices.py)
+    explicit = str(cfg.get("device", "auto")).strip().lower().startswith("cuda:")
+    with exclusive_gpu(device, explicit=explicit) as device, PeakMemory() as cost:
+        record["compute"]["device"] = str(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         try:
             defense = defense_entry.obj(cfg.defense)
             defense.modality = task.modality
             task.use_defense(defense)
             attack = attack_entry.obj(cfg.attack)
-            attack.progress = progress
+            attack.progress, attack.device, attack.amp = progress, device, amp
             task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed,
                         **task.artifact_key()}
 
@@ -290,8 +316,12 @@ def run_cell(cfg: DictConfig) -> dict | None:
                 access = Oracle(text_release or release, attack_entry.access,
                                 budget.get("queries"), topk=topk)
             generator = seed_everything(derive_seed(seed, "attack"))
+            if device.type != "cpu":
+                generator = device_generator(derive_seed(seed, "attack"), device)
             attack_started = time.perf_counter()
             recon = attack.run(access, victims, prior, budget, generator, **extra)
+            if isinstance(recon, torch.Tensor):
+                recon = recon.detach().cpu()  # waits for the device: the attack's time is real
             timings["attack_seconds"] = time.perf_counter() - attack_started
             details = attack.details()
             if details:
@@ -327,6 +357,8 @@ def run_cell(cfg: DictConfig) -> dict | None:
         "cache_hits": timings["cache_hits"],
         "cache_misses": timings["cache_misses"],
     }
+    if device.type == "cuda":
+        record["cost"]["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_record(path, record)
     print(summary_line(label, record), flush=True)

@@ -22,6 +22,7 @@ SMOOTHING_CITATION = Citation(
                   version="1.0", citation=SMOOTHING_CITATION)
 class LabelSmoothing(Defense):
     kind = "train"
+    runs_on_gpu = True  # its loss is built from the logits' own device
 
     def __init__(self, cfg=None):
         super().__init__(cfg)

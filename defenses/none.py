@@ -7,3 +7,4 @@ from benchmark.registry import register_defense
 @register_defense("none", defense_kind="none", version="1.0")
 class NoDefense(Defense):
     kind = "none"
+    runs_on_gpu = True

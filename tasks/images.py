@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.devices import module_device
 from benchmark.errors import ReconstructionError
 from benchmark.examples import EXAMPLE_IDENTITIES, image_pairs
 from benchmark.methods import Defense, Task
@@ -62,6 +63,7 @@ class ImageTask(Task):
     """Shared logic of image tasks; subclasses implement ``load_images``."""
 
     modality = "image"
+    runs_on_gpu = True  # training, scoring and utility follow the given module's device
     primary_metric = "attack_acc@1"
     metrics = {"attack_acc@1": True, "attack_acc@5": True, "knn_dist": False, "fid": False,
                "lpips": False}
@@ -150,8 +152,8 @@ class ImageTask(Task):
             self.fit(model, split["train_x"], split["train_y"], settings, defense.training_step,
                      desc, progress, getattr(defense, "start_epoch", None))
         model.eval()
-        meta["test_accuracy"] = accuracy(predict_in_batches(model, split["test_x"]),
-                                         split["test_y"])
+        predictions = predict_in_batches(model, split["test_x"], device=module_device(model))
+        meta["test_accuracy"] = accuracy(predictions.cpu(), split["test_y"])
         return meta
 
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
@@ -186,15 +188,17 @@ class ImageTask(Task):
         evaluator.eval()
         images = recon.detach().float().clamp(0, 1).flatten(0, 1)
         labels = victims.classes.repeat_interleave(victims.per_class)
-        logits = predict_in_batches(evaluator, images)
+        device = module_device(evaluator)
+        logits = predict_in_batches(evaluator, images, device=device).cpu()
         split = self._splits()
         attacked = torch.isin(split["train_y"], victims.classes)
         return {
             "attack_acc@1": attack_accuracy(logits, labels, 1),
             "attack_acc@5": attack_accuracy(logits, labels, 5),
             "knn_dist": knn_feature_distance(
-                predict_in_batches(evaluator.features, images), labels,
-                predict_in_batches(evaluator.features, split["train_x"]), split["train_y"]),
+                predict_in_batches(evaluator.features, images, device=device).cpu(), labels,
+                predict_in_batches(evaluator.features, split["train_x"], device=device).cpu(),
+                split["train_y"]),
             "fid": fid(images, split["train_x"][attacked], self.offline),
             "lpips": nearest_lpips(images, labels, split["train_x"], split["train_y"],
                                    self.offline),
@@ -211,7 +215,9 @@ class ImageTask(Task):
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:
         split = self._splits()
-        probs = transform(predict_in_batches(self.probs_fn(target), split["test_x"]))
+        probs = predict_in_batches(self.probs_fn(target), split["test_x"],
+                                   device=module_device(target))
+        probs = transform(probs.cpu())
         return {"test_accuracy": accuracy(probs, split["test_y"])}
 
 

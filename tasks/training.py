@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.devices import module_device, to_device
+
 
 def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=desc, leave=False, disable=None if enabled else True,
@@ -23,7 +25,12 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
     """Adam on shuffled minibatches (shuffle order from the global torch seed) over the
     trainable parameters. ``step_loss(model, images, labels)`` is the training objective (a
     defense's); ``flip`` mirrors half of each batch horizontally (face tasks);
-    ``epoch_start(epoch, epochs)`` is told each epoch (a defense's schedule)."""
+    ``epoch_start(epoch, epochs)`` is told each epoch (a defense's schedule).
+
+    The data goes to the model's device once (pinned, asynchronous on a GPU); the loop then
+    reads nothing back from it (no host-device synchronisation per step)."""
+    device = module_device(model)
+    inputs, labels = to_device(inputs, device), to_device(labels, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(inputs) + batch_size - 1) // batch_size
@@ -32,12 +39,12 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
         for epoch in range(epochs):
             if epoch_start is not None:
                 epoch_start(epoch, epochs)
-            order = torch.randperm(len(inputs))
+            order = torch.randperm(len(inputs), device=device)
             for start in range(0, len(inputs), batch_size):
                 batch = order[start:start + batch_size]
                 images = inputs[batch]
                 if flip:
-                    images = torch.where(torch.rand(len(batch), 1, 1, 1) < 0.5,
+                    images = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5,
                                          images.flip(-1), images)
                 loss = step_loss(model, images, labels[batch])
                 optimizer.zero_grad(set_to_none=True)
@@ -49,8 +56,14 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
 
 @torch.no_grad()
 def predict_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                       batch_size: int = 512) -> torch.Tensor:
-    return torch.cat([fn(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+                       batch_size: int = 512, device: torch.device | None = None) -> torch.Tensor:
+    """``fn`` over ``inputs`` in chunks; with ``device`` each chunk is copied there first (the
+    outputs stay there)."""
+    def chunk(start: int) -> torch.Tensor:
+        part = inputs[start:start + batch_size]
+        return part if device is None else to_device(part, device)
+
+    return torch.cat([fn(chunk(i)) for i in range(0, len(inputs), batch_size)])
 
 
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
