@@ -8,7 +8,7 @@ BROWSER_STAMP := $(VENV)/.browser
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: install bench report list test perf clean
+.PHONY: install bench report list test perf paper-cost clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ list: $(STAMP)
 
 perf: $(STAMP)
 	$(BIN)/python -m benchmark.perf $(ARGS)
+
+# The paper suite's per-cell cost of gmi, kedmi and plgmi at CelebA's shapes, on the GPU when
+# there is one (benchmark/paper_cost.py; on a CPU: make paper-cost ARGS="--identities 10 --steps 5")
+paper-cost: $(STAMP)
+	$(BIN)/python -m benchmark.paper_cost $(ARGS)
 
 # The leaderboard's browser test drives Debian's chromium with Playwright (never Playwright's own
 # browser download). Installed here where apt-get may run; elsewhere that test is skipped.

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from types import SimpleNamespace
 
@@ -215,3 +216,36 @@ def test_bfloat16_autocast_keeps_gmi_success_within_tolerance(workdir):
     for metric in ("attack_acc@1", "attack_acc@5"):
         assert abs(mixed["metrics"][metric]["value"] - full["metrics"][metric]["value"]) <= 0.1
 
+
+@pytest.mark.slow
+def test_paper_cost_times_the_search_and_the_gan_at_celeba_shapes(tmp_path, capsys):
+    from benchmark.paper_cost import main as paper_cost
+
+    assert paper_cost(["--attacks", "gmi,plgmi", "--identities", "2", "--steps", "2",
+                       "--prior-steps", "3", "--public-images", "64", "--device", "cpu",
+                       "--out", str(tmp_path)]) == 0
+    figures = json.loads(next(tmp_path.glob("paper-cost-*.json")).read_text())
+    gmi, plgmi = figures["attacks"]
+    assert figures["device"] == "cpu" and figures["amp"] is False
+    assert gmi["image_shape"] == [3, 64, 64] and gmi["classes"] == 1000
+    # one target forward per image and step (PLG-MI: one per augmentation), warm-up excluded
+    assert gmi["queries"] == 2 * 5 * 2 and plgmi["queries"] == 2 * 5 * 2 * 2
+    for row in figures["attacks"]:
+        assert row["projected"] and row["paper_steps"] == 2400
+        assert row["seconds_per_identity"] == pytest.approx(row["search_seconds"] / 2, abs=1e-3)
+        assert row["seconds_per_identity_at_paper_steps"] == pytest.approx(
+            row["seconds_per_identity"] * 1200, rel=1e-2)
+        assert row["prior_seconds_per_update"] > 0 and row["search_peak_mb"] > 0
+    printed = capsys.readouterr().out
+    assert "projected to the paper's 2400 steps" in printed and "plgmi" in printed
+
+
+def test_paper_cost_refuses_a_gpu_it_cannot_see(capsys):
+    from benchmark.paper_cost import main as paper_cost
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as stopped:
+        paper_cost(["--device", "cuda"])
+    assert stopped.value.code == 2
+    assert "device=cpu" in capsys.readouterr().err
