@@ -22,10 +22,13 @@ from benchmark.registry import Citation, register_attack
                       "Neural Networks (the public GAN prior, sampled without search)",
                       "Zhang et al.", "CVPR", 2020, "https://arxiv.org/abs/1911.07135"))
 class GANRandom(UsesGANPrior, Attack):
+    runs_on_gpu = True
+
     @torch.no_grad()
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         count = len(victims.classes) * victims.per_class
         clip = float(self.cfg["clip"])
-        z = torch.randn(count, prior.z_dim, generator=generator).clamp(-clip, clip)
+        z = torch.randn(count, prior.z_dim, generator=generator,
+                        device=self.device).clamp(-clip, clip)
         return prior.generator.eval()(z).view(len(victims.classes), victims.per_class,
                                               *victims.image_shape)

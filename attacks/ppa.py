@@ -28,12 +28,15 @@ from benchmark.registry import Citation, register_attack
     citation=Citation("Plug & Play Attacks: Towards Robust and Flexible Model Inversion Attacks",
                       "Struppek et al.", "ICML", 2022, "https://arxiv.org/abs/2201.12179"))
 class PPA(UsesGANPrior, Attack):
+    runs_on_gpu = True
+
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         generator_net = freeze(prior.generator)
         identities, per = len(victims.classes), victims.per_class
         factor = int(self.cfg["candidates_per_sample"])
-        labels = victims.classes.repeat_interleave(per * factor)
-        z = torch.randn(len(labels), prior.z_dim, generator=generator).requires_grad_(True)
+        labels = victims.classes.to(self.device).repeat_interleave(per * factor)
+        z = torch.randn(len(labels), prior.z_dim, generator=generator,
+                        device=self.device).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=float(self.cfg["lr"]))
         clip = float(self.cfg["clip"])
 
@@ -42,7 +45,7 @@ class PPA(UsesGANPrior, Attack):
             return poincare_loss(access.model(images), labels)
 
         search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc="ppa", progress=self.progress,
+                       desc="ppa", progress=self.progress, amp=self.amp,
                        after_step=lambda: z.clamp_(-clip, clip))
         with torch.no_grad():
             candidates = generator_net(z)

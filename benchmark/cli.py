@@ -316,7 +316,10 @@ def command_list(_: list[str]) -> int:
                 level = ""
             cite = entry.citation
             citation = f"{cite.short()}: {cite.title} <{cite.url}>" if cite else "-"
-            print(f"  {entry.name:<16} {','.join(entry.modalities):<18} {level:<16} "
+            # which methods can run on a GPU (README: On GPUs); metrics run where scoring does
+            gpu = "" if registry is METRICS else (
+                "gpu" if getattr(entry.obj, "runs_on_gpu", False) else "cpu")
+            print(f"  {entry.name:<16} {','.join(entry.modalities):<18} {level:<16} {gpu:<4}"
                   f"v{entry.version:<5} {citation}")
     return 0
 
