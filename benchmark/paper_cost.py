@@ -23,7 +23,6 @@ the suite's steps, and said to be projected. On a CPU, try ``--identities 10 --s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from benchmark.cli import compose_config
 from benchmark.cost import PeakMemory
 from benchmark.devices import device_generator, resolve_amp, resolve_device
 from benchmark.errors import InvbenchError
+from benchmark.perf import publish
 from benchmark.registry import ATTACKS, load_all
 from tasks.face_models import build_image_model
 from tasks.images import ImageVictims
@@ -202,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                               prior_steps=args.prior_steps, public_images=args.public_images)
                     for name in args.attacks.split(",")],
     }
-    print("\n".join(report_lines(figures)), flush=True)
-    out = args.out or Path(os.environ.get("INVBENCH_RESULTS", "results")) / "perf"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"paper-cost-{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
-    path.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures: {path}")
+    publish(figures, report_lines(figures), args.out, "paper-cost")
     return 0
 
 

@@ -145,6 +145,18 @@ def report_lines(figures: dict) -> list[str]:
     return lines
 
 
+def publish(figures: dict, lines: list[str], out: Path | None, prefix: str) -> Path:
+    """Print the report and write the figures to ``<out>/<prefix>-<time>.json`` (default
+    folder: ``<INVBENCH_RESULTS or results>/perf``)."""
+    print("\n".join(lines), flush=True)
+    out = out or Path(os.environ.get("INVBENCH_RESULTS", "results")) / "perf"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{prefix}-{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures: {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         assert job_counts and all(j >= 1 for j in job_counts)
     except (ValueError, AssertionError):
         parser.error(f"--jobs takes positive integers separated by commas, not {args.jobs!r}")
-    out = args.out or Path(os.environ.get("INVBENCH_RESULTS", "results")) / "perf"
     work = args.work or Path(tempfile.mkdtemp(prefix="invbench-perf-"))
     cold = [run_sweep(overrides, jobs, work / f"cold-{jobs}" / "cache",
                       work / f"cold-{jobs}" / "results") for jobs in job_counts]
@@ -177,12 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "speedup": {run["jobs"]: round(single["wall_seconds"] / run["wall_seconds"], 2)
                     for run in cold if single and run["jobs"] != 1},
     }
-    lines = report_lines(figures)
-    print("\n".join(lines), flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"perf-{time.strftime('%Y-%m-%d_%H-%M-%S')}.json"
-    path.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures: {path}")
+    publish(figures, report_lines(figures), args.out, "perf")
     return 0
 
 
