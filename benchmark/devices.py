@@ -17,7 +17,8 @@ work on; ``tests/test_devices.py`` checks it); otherwise it runs on the CPU and 
 why (``compute``).
 
 ``amp`` (config key): ``auto`` (default) runs the latent searches of the GPU attacks under
-bfloat16 autocast on a GPU and in full precision on the CPU; ``true`` / ``false`` force it.
+bfloat16 autocast on a GPU that has bfloat16 (Ampere or later) and in full precision elsewhere;
+``true`` / ``false`` force it.
 bfloat16 keeps float32's exponent range, so no loss scaling is needed, and the attack success it
 gives stays within the tolerance ``tests/test_devices.py`` asserts.
 """
@@ -113,11 +114,21 @@ def exclusive_gpu(preferred: torch.device, *, explicit: bool, gpus: int | None =
         locks[chosen].release()
 
 
+def bfloat16_capable(device: torch.device) -> bool:
+    """bfloat16 kernels: every CPU, and GPUs of compute capability 8.0 (Ampere) or later."""
+    return device.type != "cuda" or torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def resolve_amp(spec, device: torch.device) -> bool:
+    """``amp`` from the config: ``auto`` is on for a GPU with bfloat16, off elsewhere."""
     text = str(spec).strip().lower()
     if text == "auto":
-        return device.type == "cuda"
+        return device.type == "cuda" and bfloat16_capable(device)
     if text in ("true", "1", "yes", "on"):
+        if not bfloat16_capable(device):
+            raise InvbenchError(f"amp=true runs bfloat16, which {device} (compute capability "
+                                f"{torch.cuda.get_device_capability(device)}) lacks: it needs "
+                                f"8.0 or later; use amp=false or amp=auto")
         return True
     if text in ("false", "0", "no", "off"):
         return False

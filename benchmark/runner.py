@@ -210,6 +210,8 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     with exclusive_gpu(device, explicit=explicit) as device, PeakMemory() as cost:
         record["compute"]["device"] = str(device)
         if device.type == "cuda":
+            record["compute"]["device_name"] = torch.cuda.get_device_name(device)
+        if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
             defense = defense_entry.obj(cfg.defense)

@@ -130,6 +130,16 @@ def example_views(examples: dict[tuple[str, str], dict], attacks: list[str],
     return {"kind": None}
 
 
+def hardware(record: dict) -> str:
+    """Where the cell computed: its GPU (and bfloat16 autocast) or the CPU model. Records from
+    before ``compute`` existed ran on the CPU."""
+    compute, env = record.get("compute") or {}, record.get("environment") or {}
+    if str(compute.get("device", "cpu")).startswith("cuda"):
+        name = compute.get("device_name") or compute["device"]
+        return f"{name}, bf16" if compute.get("amp") else name
+    return env.get("cpu") or "cpu"
+
+
 def provenance_rows(records: list[dict]) -> list[dict]:
     rows = []
     for record in sorted(records, key=lambda r: (r.get("attack", ""), r.get("defense", ""),
@@ -141,8 +151,7 @@ def provenance_rows(records: list[dict]) -> list[dict]:
             "access": record.get("access"), "kind": record.get("defense_kind"),
             "git": (git.get("sha") or "")[:10] + (" (dirty)" if git.get("dirty") else ""),
             "config_hash": (record.get("config_hash") or "")[:12],
-            "hardware": ", ".join(str(v) for v in (env.get("device"), env.get("cpu"))
-                                  if v and v != "cpu") or "cpu",
+            "hardware": hardware(record),
             "date": record.get("finished"), "seconds": cost.get("seconds"),
             "peak_rss_mb": cost.get("peak_rss_mb"), "queries": cost.get("queries")})
     return rows

@@ -99,10 +99,17 @@ def test_a_cell_holds_its_gpu_and_a_busy_one_sends_the_next_cell_elsewhere(tmp_p
         assert device == torch.device("cpu")
 
 
-def test_amp_is_on_by_default_on_a_gpu_only():
-    assert resolve_amp("auto", torch.device("cuda", 0)) is True
+def test_amp_is_on_by_default_on_a_gpu_with_bfloat16_only(monkeypatch):
+    capability = {"value": (9, 0)}  # an H100
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability["value"])
+    gpu = torch.device("cuda", 0)
+    assert resolve_amp("auto", gpu) is True
     assert resolve_amp("auto", torch.device("cpu")) is False
     assert resolve_amp("true", torch.device("cpu")) is True
+    capability["value"] = (7, 0)  # a V100: no bfloat16
+    assert resolve_amp("auto", gpu) is False
+    with pytest.raises(InvbenchError, match="use amp=false"):
+        resolve_amp("true", gpu)
     with pytest.raises(InvbenchError, match="auto, true or false"):
         resolve_amp("maybe", torch.device("cpu"))
 

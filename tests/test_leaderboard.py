@@ -136,3 +136,17 @@ def test_report_aggregates_ranks_cards_and_provenance(tmp_path):
         ("tl", 0.3), ("none", 0.7)]
     table = pd.read_csv(tmp_path / "site" / "leaderboard.csv")
     assert len(table) == 4 and table["n_failed"].sum() == 1
+
+
+def test_the_hardware_column_names_where_the_cell_computed():
+    from leaderboard.report import hardware
+
+    env = {"cpu": "AMD EPYC 7B13", "device": "NVIDIA H100 80GB HBM3"}  # GPU 0 of the machine
+    on_gpu = {"environment": env, "compute": {"device": "cuda:1", "amp": True,
+                                             "device_name": "NVIDIA H100 80GB HBM3"}}
+    assert hardware(on_gpu) == "NVIDIA H100 80GB HBM3, bf16"
+    on_cpu = {"environment": env, "compute": {"device": "cpu", "amp": False,
+                                             "cpu_because": "brepmi run(s) on the CPU only"}}
+    assert hardware(on_cpu) == "AMD EPYC 7B13"  # not the machine's idle GPU
+    assert hardware({"environment": env}) == "AMD EPYC 7B13"  # records from before `compute`
+    assert hardware({}) == "cpu"
