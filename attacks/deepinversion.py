@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks._image_objectives import search_latents
+from benchmark.devices import module_device
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
@@ -31,6 +32,7 @@ class BatchNormStatistics:
     statistics (Eq. 4)."""
 
     def __init__(self, model: nn.Module):
+        self.device = module_device(model)
         self.layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         self.terms: list[torch.Tensor] = []
         self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
@@ -43,7 +45,7 @@ class BatchNormStatistics:
                           + torch.norm(var - layer.running_var, 2))
 
     def take(self) -> torch.Tensor:
-        total = torch.stack(self.terms).sum() if self.terms else torch.zeros(())
+        total = torch.stack(self.terms).sum() if self.terms else torch.zeros((), device=self.device)
         self.terms = []
         return total
 
@@ -64,9 +66,16 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     citation=Citation("Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion",
                       "Yin et al.", "CVPR", 2020, "https://arxiv.org/abs/1912.08795"))
 class DeepInversion(Attack):
+    runs_on_gpu = True
+
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator):
-        labels = victims.classes.repeat_interleave(victims.per_class)
-        x = torch.rand(len(labels), *victims.image_shape, generator=generator).requires_grad_(True)
+        labels = victims.classes.to(self.device).repeat_interleave(victims.per_class)
+        x = torch.rand(len(labels), *victims.image_shape, generator=generator,
+                       device=self.device).requires_grad_(True)
+        # the jitter's shifts and flips are Python decisions: drawn on the host, they cost the
+        # device no synchronisation (on the CPU it is the attack's own generator, as always)
+        host = generator if generator.device.type == "cpu" else \
+            torch.Generator().manual_seed(generator.initial_seed())
         optimizer = torch.optim.Adam([x], lr=float(self.cfg["lr"]), betas=(0.5, 0.9))
         statistics = BatchNormStatistics(access.model)
         if not statistics.layers:
@@ -76,10 +85,9 @@ class DeepInversion(Attack):
         cfg = {k: float(self.cfg[k]) for k in ("r_feature", "tv", "l2")}
 
         def loss() -> torch.Tensor:
-            dx, dy = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,),
-                                                    generator=generator))
+            dx, dy = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=host))
             images = torch.roll(x, shifts=(dx, dy), dims=(2, 3))
-            if torch.rand(1, generator=generator).item() < 0.5:
+            if torch.rand(1, generator=host).item() < 0.5:
                 images = images.flip(3)
             per_sample = (F.cross_entropy(access.model(images), labels, reduction="none")
                           + cfg["tv"] * total_variation(images)
@@ -90,7 +98,7 @@ class DeepInversion(Attack):
 
         try:
             search_latents([x], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                           desc="deepinversion", progress=self.progress,
+                           desc="deepinversion", progress=self.progress, amp=self.amp,
                            after_step=lambda: x.clamp_(0, 1))
         finally:
             statistics.close()

@@ -163,8 +163,8 @@ def digits_task(tmp_path_factory):
 
 
 def test_the_gpu_ready_methods_are_the_image_family():
-    assert gpu_ready(ATTACKS) == ["gan-random", "gmi", "kedmi", "lomma-gmi", "lomma-kedmi",
-                                  "lomma-plgmi", "plgmi", "ppa"]
+    assert gpu_ready(ATTACKS) == ["deepinversion", "gan-random", "gmi", "kedmi", "lomma-gmi",
+                                  "lomma-kedmi", "lomma-plgmi", "miface", "plgmi", "ppa"]
     assert gpu_ready(DEFENSES) == ["label-smoothing", "negls", "none"]
     assert {"digits", "olivetti", "celeba"} <= set(gpu_ready(TASKS))
 
