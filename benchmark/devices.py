@@ -43,6 +43,11 @@ def cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def names_gpu_index(spec) -> bool:
+    """Whether the ``device`` setting names one GPU (``cuda:N``), which a cell then waits for."""
+    return str(spec).strip().lower().startswith("cuda:")
+
+
 def resolve_device(spec, job_num: int = 0, gpus: int | None = None) -> torch.device:
     """The device of worker ``job_num`` for the ``device`` setting ``spec``; ``gpus`` is the
     number of CUDA devices visible (default: what torch sees)."""
@@ -60,7 +65,7 @@ def resolve_device(spec, job_num: int = 0, gpus: int | None = None) -> torch.dev
                f"torch {torch.__version__} is a CPU-only build: install a CUDA one")
         raise InvbenchError(f"device={spec} but torch sees no CUDA device; run with device=cpu "
                             f"or device=auto, or {why}")
-    if text.startswith("cuda:"):
+    if names_gpu_index(text):
         index = text.partition(":")[2]
         if not index.isdigit():
             raise InvbenchError(f"device={spec}: the GPU index must be a number, e.g. cuda:0")

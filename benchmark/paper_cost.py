@@ -43,31 +43,9 @@ from tasks.images import ImageVictims
 GPU_ATTACKS = ("gmi", "kedmi", "plgmi")
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class PhaseCost:
-    """Wall seconds (the device drained at both ends) and peak memory of one phase."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __enter__(self) -> "PhaseCost":
-        synchronize(self.device)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        self.rss = PeakMemory().__enter__()
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        synchronize(self.device)
-        self.seconds = time.perf_counter() - self.started
-        self.rss.__exit__(*exc)
-        self.peak_mb = (round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
-                        if self.device.type == "cuda" else self.rss.peak_mb)
+def peak_mb(cost: PeakMemory) -> float:
+    """GPU memory allocated on a GPU, the process's resident memory on the CPU."""
+    return cost.peak_gpu_mb if cost.peak_gpu_mb is not None else cost.peak_mb
 
 
 def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, steps: int,
@@ -85,9 +63,12 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
                                dict(cfg.task.target)).to(device).eval()
     public = SimpleNamespace(images=torch.rand(public_images, *shape))
 
-    def train_gans(updates: int) -> tuple[PhaseCost, torch.nn.Module | None, dict]:
+    def probabilities(images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(target(images), dim=-1)
+
+    def train_gans(updates: int) -> tuple[PeakMemory, torch.nn.Module | None, dict]:
         prior, gans = attack.build_prior(task), attack.build_target_prior(task, target)
-        with PhaseCost(device) as cost:
+        with PeakMemory(device=device) as cost:
             if prior is not None:
                 attack.cfg["prior"]["steps"] = updates
                 prior = prior.to(device)
@@ -96,8 +77,7 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
                 attack.cfg[block]["steps"] = updates
                 gans[block] = module.to(device)
                 attack.train_target_prior(gans[block], public, target,
-                                          lambda x: torch.softmax(target(x), dim=-1),
-                                          progress=False)
+                                          probabilities, progress=False)
         return cost, prior, gans
 
     # after an untimed warm-up (kernel selection, allocator), once with one update and once with
@@ -109,13 +89,13 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
     per_update = (training.seconds - once.seconds) / prior_steps
     fixed = max(once.seconds - per_update, 0.0)
 
-    access = WhiteBoxAccess(target, lambda x: torch.softmax(target(x), dim=-1))
+    access = WhiteBoxAccess(target, probabilities)
     per = int(budget["samples_per_identity"])
     victims = ImageVictims(torch.arange(identities), per, shape, classes)
     attack.run(access, victims, prior, {"steps": 1}, device_generator(0, device),
                target_prior=gans or None)  # warm-up (kernel selection, allocator), not timed
     access.queries = 0
-    with PhaseCost(device) as search:
+    with PeakMemory(device=device) as search:
         recon = attack.run(access, victims, prior, {"steps": steps},
                            device_generator(0, device), target_prior=gans or None)
         recon = recon.cpu()
@@ -132,11 +112,11 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
         "seconds_per_identity": round(per_identity, 4),
         "seconds_per_identity_at_paper_steps": round(per_identity * paper_steps / steps, 3),
         "projected": steps != paper_steps, "paper_steps": paper_steps,
-        "search_peak_mb": search.peak_mb,
+        "search_peak_mb": peak_mb(search),
         "prior_steps": prior_steps, "prior_seconds_per_update": round(per_update, 5),
         "prior_fixed_seconds": round(fixed, 3),
         "prior_seconds_at_paper_steps": round(fixed + per_update * paper_prior_steps, 1),
-        "paper_prior_steps": paper_prior_steps, "prior_peak_mb": training.peak_mb,
+        "paper_prior_steps": paper_prior_steps, "prior_peak_mb": peak_mb(training),
         "queries": access.queries,
     }
 

@@ -25,7 +25,8 @@ from benchmark import __version__
 from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.cost import PeakMemory
-from benchmark.devices import device_generator, exclusive_gpu, resolve_amp, resolve_device
+from benchmark.devices import (device_generator, exclusive_gpu, names_gpu_index, resolve_amp,
+                               resolve_device)
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.methods import Unavailable, plain
 from benchmark.provenance import environment, git_state
@@ -117,7 +118,7 @@ def cell_device(worker_device: torch.device, *entries) -> tuple[torch.device, st
     CPU and the reason (the record's ``compute.cpu_because``)."""
     if worker_device.type == "cpu":
         return worker_device, None
-    cpu_only = [entry.name for entry in entries if not getattr(entry.obj, "runs_on_gpu", False)]
+    cpu_only = [entry.name for entry in entries if not entry.obj.runs_on_gpu]
     if cpu_only:
         return torch.device("cpu"), f"{', '.join(cpu_only)} run(s) on the CPU only"
     return worker_device, None
@@ -206,13 +207,11 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
 
     access, queries = None, 0
     # a GPU is held for the whole cell, so two workers never share one (benchmark/devices.py)
-    explicit = str(cfg.get("device", "auto")).strip().lower().startswith("cuda:")
-    with exclusive_gpu(device, explicit=explicit) as device, PeakMemory() as cost:
+    with exclusive_gpu(device, explicit=names_gpu_index(cfg.get("device", "auto"))) as device, \
+            PeakMemory(device=device) as cost:
         record["compute"]["device"] = str(device)
         if device.type == "cuda":
             record["compute"]["device_name"] = torch.cuda.get_device_name(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
         try:
             defense = defense_entry.obj(cfg.defense)
             defense.modality = task.modality
@@ -317,9 +316,10 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
             else:
                 access = Oracle(text_release or release, attack_entry.access,
                                 budget.get("queries"), topk=topk)
-            generator = seed_everything(derive_seed(seed, "attack"))
+            attack_seed = derive_seed(seed, "attack")
+            generator = seed_everything(attack_seed)
             if device.type != "cpu":
-                generator = device_generator(derive_seed(seed, "attack"), device)
+                generator = device_generator(attack_seed, device)
             attack_started = time.perf_counter()
             recon = attack.run(access, victims, prior, budget, generator, **extra)
             if isinstance(recon, torch.Tensor):
@@ -359,8 +359,8 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         "cache_hits": timings["cache_hits"],
         "cache_misses": timings["cache_misses"],
     }
-    if device.type == "cuda":
-        record["cost"]["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    if cost.peak_gpu_mb is not None:
+        record["cost"]["peak_gpu_mb"] = cost.peak_gpu_mb
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_record(path, record)
     print(summary_line(label, record), flush=True)

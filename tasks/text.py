@@ -38,7 +38,8 @@ from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
-from metrics.text_overlap import LM_INVERSION, exact_match, fields_recovered, mean_sentence_bleu, token_set_f1
+from metrics.text_overlap import (LM_INVERSION, exact_match, fields_recovered, mean_sentence_bleu,
+                                  token_set_f1)
 from tasks.downloads import dataset, online
 from tasks.training import progress_bar
 
