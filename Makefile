@@ -47,7 +47,10 @@ $(BROWSER_STAMP): | $(STAMP)
 	  || echo "chromium could not be installed (see $(VENV)/chromium-install.log): the browser test will be skipped"
 	touch $@
 
+# lint and format first (ruff, configured in pyproject.toml): seconds, and fails before the tests
 test: $(STAMP) $(BROWSER_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

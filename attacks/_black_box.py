@@ -19,8 +19,11 @@ FLOOR = 1e-12  # confidences below this (zeroed by top-k, rounding) read as log(
 @torch.no_grad()
 def render(generator_net: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     """G(z) in chunks, without gradients."""
-    return torch.cat([generator_net(part) for part in z.split(CHUNK)]) if len(z) else \
-        generator_net(z[:1])[:0]
+    return (
+        torch.cat([generator_net(part) for part in z.split(CHUNK)])
+        if len(z)
+        else generator_net(z[:1])[:0]
+    )
 
 
 @torch.no_grad()
@@ -44,13 +47,14 @@ def budget_of(access) -> int:
     """The queries this cell may still spend; an attack plans its whole search with it."""
     remaining = access.remaining() if hasattr(access, "remaining") else None
     if remaining is None:
-        raise InvbenchError("black-box attacks plan their search with the suite's query "
-                                  "budget; set suite.budgets.<task>.queries")
+        raise InvbenchError(
+            "black-box attacks plan their search with the suite's query "
+            "budget; set suite.budgets.<task>.queries"
+        )
     return int(remaining)
 
 
-def sample_latents(count: int, z_dim: int, clip: float,
-                   generator: torch.Generator) -> torch.Tensor:
+def sample_latents(count: int, z_dim: int, clip: float, generator: torch.Generator) -> torch.Tensor:
     """z ~ N(0, I) clipped to [-clip, clip] (GMI's latent box, shared by the GAN attacks)."""
     return torch.randn(count, z_dim, generator=generator).clamp(-clip, clip)
 

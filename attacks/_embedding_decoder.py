@@ -73,18 +73,28 @@ class EmbeddingDecoder(nn.Module):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         width, self.prefix = int(settings["width"]), int(settings["prefix"])
-        self.gpt = GPT2LMHeadModel(GPT2Config(
-            vocab_size=vocab_size, n_positions=int(settings["positions"]), n_embd=width,
-            n_layer=int(settings["layers"]), n_head=int(settings["heads"]), bos_token_id=eos,
-            eos_token_id=eos))
+        self.gpt = GPT2LMHeadModel(
+            GPT2Config(
+                vocab_size=vocab_size,
+                n_positions=int(settings["positions"]),
+                n_embd=width,
+                n_layer=int(settings["layers"]),
+                n_head=int(settings["heads"]),
+                bos_token_id=eos,
+                eos_token_id=eos,
+            )
+        )
         self.project = nn.Linear(condition_dim, self.prefix * width)
 
     def forward(self, condition: torch.Tensor, rows: Rows) -> torch.Tensor:
         """Next-token logits [B, P + T, vocab] of each position."""
         prefix = self.project(condition).view(len(condition), self.prefix, -1)
         tokens = self.gpt.get_input_embeddings()(rows.ids)
-        return self.gpt(inputs_embeds=torch.cat([prefix, tokens], dim=1),
-                        attention_mask=rows.mask, position_ids=rows.positions).logits
+        return self.gpt(
+            inputs_embeds=torch.cat([prefix, tokens], dim=1),
+            attention_mask=rows.mask,
+            position_ids=rows.positions,
+        ).logits
 
 
 def layout(contexts: list[list[int]], texts: list[list[int]], prefix: int, pad: int) -> Rows:
@@ -97,36 +107,45 @@ def layout(contexts: list[list[int]], texts: list[list[int]], prefix: int, pad: 
     mask = torch.zeros((len(contexts), prefix + width + length), dtype=torch.long)
     mask[:, :prefix] = 1
     for row, (context, text) in enumerate(zip(contexts, texts)):
-        ids[row, width - len(context):width] = torch.tensor(context, dtype=torch.long)
-        ids[row, width:width + len(text)] = torch.tensor(text, dtype=torch.long)
-        mask[row, prefix + width - len(context):prefix + width + len(text)] = 1
+        ids[row, width - len(context) : width] = torch.tensor(context, dtype=torch.long)
+        ids[row, width : width + len(text)] = torch.tensor(text, dtype=torch.long)
+        mask[row, prefix + width - len(context) : prefix + width + len(text)] = 1
     positions = (mask.cumsum(-1) - 1).clamp_min(0)
     return Rows(ids, mask, positions)
 
 
-def fit_decoder(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: list[list[int]],
-                texts: list[list[int]], eos: int, settings: dict,
-                generator: torch.Generator) -> float:
+def fit_decoder(
+    decoder: EmbeddingDecoder,
+    conditions: torch.Tensor,
+    contexts: list[list[int]],
+    texts: list[list[int]],
+    eos: int,
+    settings: dict,
+    generator: torch.Generator,
+) -> float:
     """Teacher forcing: cross-entropy of every text token and the closing <|endoftext|> given the
     condition, the context and the text before it (AdamW, one-cycle schedule). Returns the last
     epoch's mean loss."""
     epochs, batch_size = int(settings["epochs"]), int(settings["batch_size"])
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=float(settings["lr"]))
     batches = (len(texts) + batch_size - 1) // batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, float(settings["lr"]),
-                                                   epochs * batches)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, float(settings["lr"]), epochs * batches
+    )
     decoder.train()
     for _ in range(epochs):
         total = 0.0
         for chunk in torch.randperm(len(texts), generator=generator).split(batch_size):
-            rows = layout([contexts[i] for i in chunk], [texts[i] + [eos] for i in chunk],
-                          decoder.prefix, eos)
+            rows = layout(
+                [contexts[i] for i in chunk], [texts[i] + [eos] for i in chunk], decoder.prefix, eos
+            )
             logits = decoder(conditions[chunk], rows)
             labels = torch.full(rows.mask.shape, -100, dtype=torch.long)
             text_start = decoder.prefix + max(len(contexts[i]) for i in chunk)
             for row, i in enumerate(chunk.tolist()):
-                labels[row, text_start:text_start + len(texts[i]) + 1] = torch.tensor(
-                    texts[i] + [eos])
+                labels[row, text_start : text_start + len(texts[i]) + 1] = torch.tensor(
+                    texts[i] + [eos]
+                )
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -138,8 +157,14 @@ def fit_decoder(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: l
 
 
 @torch.no_grad()
-def beam_decode(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: list[list[int]],
-                eos: int, beam: int, max_tokens: int) -> list[list[list[int]]]:
+def beam_decode(
+    decoder: EmbeddingDecoder,
+    conditions: torch.Tensor,
+    contexts: list[list[int]],
+    eos: int,
+    beam: int,
+    max_tokens: int,
+) -> list[list[list[int]]]:
     """Beam search (width ``beam``, score: summed log-probability over length) for every row at
     once; returns, per row, its ``beam`` texts as token ids, best first (without
     <|endoftext|>). ``beam=1`` is greedy decoding."""
@@ -173,7 +198,7 @@ def beam_decode(decoder: EmbeddingDecoder, conditions: torch.Tensor, contexts: l
         texts = []
         for k in order[row].tolist():
             ids = sequences[row * beam + k].tolist()
-            texts.append(ids[:ids.index(eos)] if eos in ids else ids)
+            texts.append(ids[: ids.index(eos)] if eos in ids else ids)
         out.append(texts)
     return out
 
@@ -205,8 +230,9 @@ class EmbeddingInverter:
 
     def invert(self, embeddings: torch.Tensor, beam: int, max_tokens: int) -> list[str]:
         """The best beam-search text for each embedding."""
-        best = beam_decode(self.decoder, embeddings, [[self.sep]] * len(embeddings), self.eos,
-                           beam, max_tokens)
+        best = beam_decode(
+            self.decoder, embeddings, [[self.sep]] * len(embeddings), self.eos, beam, max_tokens
+        )
         return self.decode([texts[0] for texts in best])
 
 
@@ -220,15 +246,30 @@ def training_texts(oracle, victims, wanted: int, share: int = 1) -> list[str]:
     return public_texts(victims)[:wanted]
 
 
-def fit_inverter(texts: list[str], embeddings: torch.Tensor, settings: dict,
-                 generator: torch.Generator, tokenizer: WordTokenizer | None = None
-                 ) -> EmbeddingInverter:
+def fit_inverter(
+    texts: list[str],
+    embeddings: torch.Tensor,
+    settings: dict,
+    generator: torch.Generator,
+    tokenizer: WordTokenizer | None = None,
+) -> EmbeddingInverter:
     """GEIA's inverter: a decoder trained to write each PUBLIC text from its released embedding,
     in the words of ``tokenizer`` (default: those of ``texts``)."""
     tokenizer = tokenizer or WordTokenizer(texts)
-    decoder = EmbeddingDecoder(embeddings.shape[1], tokenizer.get_vocab_size(),
-                               settings["decoder"], tokenizer.token_to_id(EOS))
+    decoder = EmbeddingDecoder(
+        embeddings.shape[1],
+        tokenizer.get_vocab_size(),
+        settings["decoder"],
+        tokenizer.token_to_id(EOS),
+    )
     inverter = EmbeddingInverter(decoder, tokenizer)
-    fit_decoder(decoder, embeddings, [[inverter.sep]] * len(texts), inverter.encode(texts),
-                inverter.eos, settings["decoder"], generator)
+    fit_decoder(
+        decoder,
+        embeddings,
+        [[inverter.sep]] * len(texts),
+        inverter.encode(texts),
+        inverter.eos,
+        settings["decoder"],
+        generator,
+    )
     return inverter

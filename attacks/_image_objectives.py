@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.devices import autocast
-from tasks.training import progress_bar
+from benchmark.progress import progress_bar
 
 
 def max_margin_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -30,27 +30,43 @@ def poincare_loss(logits: torch.Tensor, labels: torch.Tensor, xi: float = 1e-4) 
     return torch.acosh(1 + numerator / denominator)
 
 
-def random_augment(images: torch.Tensor, min_scale: float = 0.8, flip: bool = True,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def random_augment(
+    images: torch.Tensor,
+    min_scale: float = 0.8,
+    flip: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """A differentiable random resized crop (area in [min_scale, 1]) and horizontal flip per
     image, through one affine grid (PLG-MI's and PPA's attack-time augmentations)."""
     n, device = len(images), images.device
     scale = torch.empty(n, device=device).uniform_(min_scale, 1.0, generator=generator).sqrt()
     shift = (torch.rand(n, 2, generator=generator, device=device) * 2 - 1) * (1 - scale)[:, None]
-    sign = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0) \
-        if flip else torch.ones(n, device=device)
+    sign = (
+        torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -1.0, 1.0)
+        if flip
+        else torch.ones(n, device=device)
+    )
     theta = torch.zeros(n, 2, 3, device=device)
     theta[:, 0, 0] = scale * sign
     theta[:, 1, 1] = scale
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection",
-                         align_corners=False)
+    return F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
 
 
-def search_latents(parameters: list[torch.Tensor], loss_fn: Callable[[], torch.Tensor], *,
-                   steps: int, optimizer: torch.optim.Optimizer, desc: str, progress: bool,
-                   after_step: Callable[[], None] | None = None, amp: bool = False) -> None:
+def search_latents(
+    parameters: list[torch.Tensor],
+    loss_fn: Callable[[], torch.Tensor],
+    *,
+    steps: int,
+    optimizer: torch.optim.Optimizer,
+    desc: str,
+    progress: bool,
+    after_step: Callable[[], None] | None = None,
+    amp: bool = False,
+) -> None:
     """``steps`` updates of ``optimizer`` on the SUMMED per-sample loss, so that batching
     identities and restarts together leaves each latent's trajectory unchanged.
 

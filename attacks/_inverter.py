@@ -86,8 +86,9 @@ class CopyInverter(nn.Module):
         state = torch.tanh(self.bridge(torch.cat([last[0], last[1]], dim=-1)))
         return memory, state.unsqueeze(0)
 
-    def decode(self, batch: dict, memory: torch.Tensor, previous: torch.Tensor,
-               state: torch.Tensor):
+    def decode(
+        self, batch: dict, memory: torch.Tensor, previous: torch.Tensor, state: torch.Tensor
+    ):
         """log P over the extended vocabulary (output words, then each example's copied
         words) [B, T, out + oov], space-before logits [B, T], and the decoder state, for the
         previous words [B, T] (copied words enter as <unk>)."""
@@ -99,22 +100,27 @@ class CopyInverter(nn.Module):
         generate = torch.sigmoid(self.gate(torch.cat([joint, embedded], dim=-1)))
         B, T, _ = hidden.shape
         dist = torch.zeros(B, T, self.out_size + batch["oov_count"])
-        dist[..., :self.out_size] = generate * self.vocab(joint).softmax(-1)
-        dist.scatter_add_(2, batch["source_ext"][:, None, :].expand(-1, T, -1),
-                          (1 - generate) * attention)
+        dist[..., : self.out_size] = generate * self.vocab(joint).softmax(-1)
+        dist.scatter_add_(
+            2, batch["source_ext"][:, None, :].expand(-1, T, -1), (1 - generate) * attention
+        )
         return torch.log(dist + 1e-12), self.space(joint).squeeze(-1), state
 
 
-def make_batch(examples: list[Example], source: Vocabulary, target: Vocabulary,
-               features: int) -> dict:
+def make_batch(
+    examples: list[Example], source: Vocabulary, target: Vocabulary, features: int
+) -> dict:
     """Padded tensors; each example's input words missing from the output vocabulary get
     extended ids (out + k) so that the copy distribution can name them."""
     width = max(1, max(len(e.inputs) for e in examples))
     B = len(examples)
-    batch = {"source": torch.zeros(B, width, dtype=torch.long),
-             "source_ext": torch.full((B, width), UNK, dtype=torch.long),
-             "mask": torch.zeros(B, width, dtype=torch.bool),
-             "features": torch.zeros(B, width, max(features, 1)), "oov": []}
+    batch = {
+        "source": torch.zeros(B, width, dtype=torch.long),
+        "source_ext": torch.full((B, width), UNK, dtype=torch.long),
+        "mask": torch.zeros(B, width, dtype=torch.bool),
+        "features": torch.zeros(B, width, max(features, 1)),
+        "oov": [],
+    }
     for row, example in enumerate(examples):
         oov: list[str] = []
         for col, word in enumerate(example.inputs):
@@ -140,10 +146,13 @@ def make_batch(examples: list[Example], source: Vocabulary, target: Vocabulary,
             ids = []
             for space, word in example.prompt:
                 known = target.id(word)
-                ids.append(known if known != UNK or word not in batch["oov"][row]
-                           else len(target) + batch["oov"][row].index(word))
-            words[row, :len(ids) + 1] = torch.tensor([*ids, EOS])
-            spaces[row, :len(ids)] = torch.tensor([float(s) for s, _ in example.prompt])
+                ids.append(
+                    known
+                    if known != UNK or word not in batch["oov"][row]
+                    else len(target) + batch["oov"][row].index(word)
+                )
+            words[row, : len(ids) + 1] = torch.tensor([*ids, EOS])
+            spaces[row, : len(ids)] = torch.tensor([float(s) for s, _ in example.prompt])
         batch["words"], batch["spaces"] = words, spaces
         batch["previous"] = torch.cat([torch.full((B, 1), BOS), words[:, :-1]], dim=1)
     return batch
@@ -158,24 +167,29 @@ class LearnedInverter:
     def fit(self, examples: list[Example], generator: torch.Generator) -> "LearnedInverter":
         self.source = Vocabulary([e.inputs for e in examples])
         self.target = Vocabulary([[word for _, word in e.prompt] for e in examples])
-        self.model = CopyInverter(len(self.source), len(self.target),
-                                  int(self.settings["width"]), self.features)
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=float(self.settings["lr"]),
-                                     foreach=True)
+        self.model = CopyInverter(
+            len(self.source), len(self.target), int(self.settings["width"]), self.features
+        )
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=float(self.settings["lr"]), foreach=True
+        )
         size = int(self.settings["batch_size"])
         self.model.train()
         for _ in range(int(self.settings["epochs"])):
             order = torch.randperm(len(examples), generator=generator).tolist()
             for start in range(0, len(order), size):
-                batch = make_batch([examples[i] for i in order[start:start + size]],
-                                   self.source, self.target, self.features)
+                batch = make_batch(
+                    [examples[i] for i in order[start : start + size]],
+                    self.source,
+                    self.target,
+                    self.features,
+                )
                 memory, state = self.model.encode(batch)
                 log_probs, space, _ = self.model.decode(batch, memory, batch["previous"], state)
                 real = batch["words"] != PAD
                 words = F.nll_loss(log_probs[real], batch["words"][real])
                 spaced = real & (batch["words"] != EOS)
-                spaces = F.binary_cross_entropy_with_logits(space[spaced],
-                                                            batch["spaces"][spaced])
+                spaces = F.binary_cross_entropy_with_logits(space[spaced], batch["spaces"][spaced])
                 optimizer.zero_grad(set_to_none=True)
                 (words + spaces).backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -209,15 +223,16 @@ class LearnedInverter:
         return [join_words(words) for words in out]
 
 
-def invert_from_public(oracle, victims, settings: dict, to_example, generator: torch.Generator,
-                       features: int = 0) -> list[str]:
+def invert_from_public(
+    oracle, victims, settings: dict, to_example, generator: torch.Generator, features: int = 0
+) -> list[str]:
     """What logit2prompt and output2prompt share: release the PUBLIC prompts (at most
     ``settings["train_prompts"]``, one query each), train the inverter on ``to_example(released,
     prompt)`` pairs, and invert what was released after the secrets (``to_example(released)``)."""
     tokenizer = victims.tokenizer
-    public = public_prompts(victims)[:int(settings["train_prompts"])]
+    public = public_prompts(victims)[: int(settings["train_prompts"])]
     inverter = LearnedInverter(settings["inverter"], features=features).fit(
         [to_example(out, tokenizer.decode(ids)) for out, ids in zip(oracle(public), public)],
-        generator)
-    return inverter.invert([to_example(out) for out in victims.observed],
-                           max(victims.lengths) + 1)
+        generator,
+    )
+    return inverter.invert([to_example(out) for out in victims.observed], max(victims.lengths) + 1)

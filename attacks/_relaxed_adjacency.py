@@ -22,7 +22,8 @@ def require_gcn(access) -> torch.nn.Module:
         raise ValueError(
             f"this attack optimises a relaxed adjacency through a GCN's propagation rule; the "
             f"target is {getattr(model, 'architecture', type(model).__name__)}. Run it with "
-            f"task.target.model=gcn")
+            f"task.target.model=gcn"
+        )
     return model
 
 
@@ -38,8 +39,7 @@ class RelaxedAdjacency:
         """S -= lr (U V^T + V U^T): the symmetrised gradient of a low-rank G = U V^T, applied
         with one in-place rank-2k update (no n x n temporary)."""
         left, right = low_rank
-        self.matrix.addmm_(torch.cat([left, right], 1), torch.cat([right, left], 1).T,
-                           alpha=-lr)
+        self.matrix.addmm_(torch.cat([left, right], 1), torch.cat([right, left], 1).T, alpha=-lr)
         self.matrix.fill_diagonal_(0)
 
     @torch.no_grad()
@@ -107,14 +107,26 @@ class DenseGCN:
         p2 = hidden @ self.w2.T
         sq2, z2 = normalized_propagation(s, r, p2)
         z2 = z2 + self.b2
-        return {"s": s, "degree": degree, "r": r, "sq1": sq1, "z1": z1, "hidden": hidden,
-                "p2": p2, "sq2": sq2, "logits": z2}
+        return {
+            "s": s,
+            "degree": degree,
+            "r": r,
+            "sq1": sq1,
+            "z1": z1,
+            "hidden": hidden,
+            "p2": p2,
+            "sq2": sq2,
+            "logits": z2,
+        }
 
     @torch.no_grad()
-    def low_rank_gradient(self, state: dict, d_logits: torch.Tensor,
-                          d_hidden: torch.Tensor | None = None,
-                          d_degree: torch.Tensor | None = None) -> tuple[torch.Tensor,
-                                                                         torch.Tensor]:
+    def low_rank_gradient(
+        self,
+        state: dict,
+        d_logits: torch.Tensor,
+        d_hidden: torch.Tensor | None = None,
+        d_degree: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(U, V) with dL/dS = U V^T, for upstream gradients on the logits, the hidden layer
         and the degrees (e.g. from a degree-dependent regulariser)."""
         s, r, p1, p2 = state["s"], state["r"], self.p1, state["p2"]
@@ -123,10 +135,14 @@ class DenseGCN:
         d_h = d_p2 @ self.w2 + (0 if d_hidden is None else d_hidden)
         d_z1 = d_h * (state["z1"] > 0)
         back1 = s @ (r * d_z1)
-        d_r = ((d_logits * state["sq2"]).sum(1) + (back2 * p2).sum(1)
-               + 2 * r.squeeze(1) * (d_logits * p2).sum(1)
-               + (d_z1 * state["sq1"]).sum(1) + (back1 * p1).sum(1)
-               + 2 * r.squeeze(1) * (d_z1 * p1).sum(1))
+        d_r = (
+            (d_logits * state["sq2"]).sum(1)
+            + (back2 * p2).sum(1)
+            + 2 * r.squeeze(1) * (d_logits * p2).sum(1)
+            + (d_z1 * state["sq1"]).sum(1)
+            + (back1 * p1).sum(1)
+            + 2 * r.squeeze(1) * (d_z1 * p1).sum(1)
+        )
         d_deg = d_r * -0.5 * r.squeeze(1).pow(3)
         if d_degree is not None:
             d_deg = d_deg + d_degree
@@ -136,8 +152,9 @@ class DenseGCN:
         return left, right
 
 
-def feature_smoothness(adjacency: torch.Tensor, gram: torch.Tensor, sq_norms: torch.Tensor,
-                       eps: float = 1e-3) -> tuple[float, torch.Tensor, torch.Tensor]:
+def feature_smoothness(
+    adjacency: torch.Tensor, gram: torch.Tensor, sq_norms: torch.Tensor, eps: float = 1e-3
+) -> tuple[float, torch.Tensor, torch.Tensor]:
     """tr(X^T L X) with L = D^-1/2 (D - A) D^-1/2 and D = diag(A 1) + eps (GraphMI, Eq. 5):
 
         sm = sum_i d_i rho_i^2 ||x_i||^2 - rho^T (A * K) rho,   rho = (d + eps)^-1/2, K = X X^T
@@ -154,8 +171,9 @@ def feature_smoothness(adjacency: torch.Tensor, gram: torch.Tensor, sq_norms: to
 
 
 @torch.no_grad()
-def smoothness_step(adjacency: RelaxedAdjacency, gram: torch.Tensor, rho: torch.Tensor,
-                    weight: float, lr: float) -> None:
+def smoothness_step(
+    adjacency: RelaxedAdjacency, gram: torch.Tensor, rho: torch.Tensor, weight: float, lr: float
+) -> None:
     """The direct part of the smoothness gradient, -(K * rho rho^T), symmetric, so the pair
     gradient is twice it: S += 2 lr weight (K * rho rho^T), off the diagonal."""
     update = gram * rho.unsqueeze(1)

@@ -54,8 +54,13 @@ class PublicBigram:
         out = []
         for ids in prompts.tolist():
             sequence = [self.bos, *ids]
-            out.append(-sum(math.log((self.pairs[a, b] + k) / (self.contexts[a] + k * vocab))
-                            for a, b in zip(sequence[:-1], sequence[1:])) / len(ids))
+            out.append(
+                -sum(
+                    math.log((self.pairs[a, b] + k) / (self.contexts[a] + k * vocab))
+                    for a, b in zip(sequence[:-1], sequence[1:])
+                )
+                / len(ids)
+            )
         return torch.tensor(out)
 
 
@@ -77,12 +82,14 @@ def soft_prompt_log_probs(model, token_weights: torch.Tensor, bos: int) -> torch
     embedding = model.get_input_embeddings().weight
     soft = token_weights @ embedding
     start = embedding[bos].expand(len(soft), 1, -1)
-    return F.log_softmax(model(inputs_embeds=torch.cat([start, soft], dim=1)).logits.float(),
-                         dim=-1)
+    return F.log_softmax(
+        model(inputs_embeds=torch.cat([start, soft], dim=1)).logits.float(), dim=-1
+    )
 
 
-def inversion_objective(observed: torch.Tensor, log_probs: torch.Tensor,
-                        token_weights: torch.Tensor, fluency: float) -> torch.Tensor:
+def inversion_objective(
+    observed: torch.Tensor, log_probs: torch.Tensor, token_weights: torch.Tensor, fluency: float
+) -> torch.Tensor:
     """Per prompt: KL(p || q(. | BOS, x)) + fluency * (-1/L) sum_l log q(x_l | BOS, x_<l).
 
     The second term, the prompt's mean negative log-likelihood under the model, keeps the search
@@ -103,8 +110,12 @@ def invert_by_length(victims, queries: int, invert) -> list[str]:
     public = public_prompts(victims)
     for length in lengths.unique().tolist():
         rows = (lengths == length).nonzero().flatten()
-        best = invert(victims.observed[rows], length, queries * len(rows) // len(lengths),
-                      same_length_pool(public, length, len(public)))
+        best = invert(
+            victims.observed[rows],
+            length,
+            queries * len(rows) // len(lengths),
+            same_length_pool(public, length, len(public)),
+        )
         for row, ids in zip(rows.tolist(), best):
             answers[row] = victims.tokenizer.decode(ids.tolist())
     return answers
@@ -117,11 +128,22 @@ class WhiteBoxPromptInversion(Attack):
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         bos = bos_id(victims.tokenizer)
         return invert_by_length(
-            victims, int(budget["queries"]),
+            victims,
+            int(budget["queries"]),
             lambda observed, length, queries, starts: self._invert(
-                access.model, bos, observed, length, queries, starts, generator))
+                access.model, bos, observed, length, queries, starts, generator
+            ),
+        )
 
-    def _invert(self, model, bos: int, observed: torch.Tensor, length: int, queries: int,
-                starts: list[list[int]], generator: torch.Generator) -> torch.Tensor:
+    def _invert(
+        self,
+        model,
+        bos: int,
+        observed: torch.Tensor,
+        length: int,
+        queries: int,
+        starts: list[list[int]],
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         """Token ids [len(observed), length], one answer per observed distribution."""
         raise TypeError(f"{type(self).__name__} must implement _invert()")

@@ -28,32 +28,41 @@ from __future__ import annotations
 
 import torch
 
-from attacks._black_box import (as_reconstructions, released, render, sample_latents,
-                                search_setup)
+from attacks._black_box import as_reconstructions, released, render, sample_latents, search_setup
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
 
-def labelled_starts(labels_of_pool: torch.Tensor, pool: torch.Tensor,
-                    chain_label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def labelled_starts(
+    labels_of_pool: torch.Tensor, pool: torch.Tensor, chain_label: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For each chain, a distinct pool latent the target labels as the chain's identity
     (the k-th chain of an identity takes its k-th such latent). Returns the latents and whether
     each chain found one."""
-    starts = pool[:len(chain_label)].clone()
+    starts = pool[: len(chain_label)].clone()
     found = torch.zeros(len(chain_label), dtype=torch.bool)
     for identity in chain_label.unique():
         chains = (chain_label == identity).nonzero().squeeze(1)
-        hits = (labels_of_pool == identity).nonzero().squeeze(1)[:len(chains)]
-        starts[chains[:len(hits)]] = pool[hits]
-        found[chains[:len(hits)]] = True
+        hits = (labels_of_pool == identity).nonzero().squeeze(1)[: len(chains)]
+        starts[chains[: len(hits)]] = pool[hits]
+        found[chains[: len(hits)]] = True
     return starts, found
 
 
 @register_attack(
-    "brepmi", modalities=("image",), access="label", version="1.0",
-    citation=Citation("Label-Only Model Inversion Attacks via Boundary Repulsion", "Kahla et al.",
-                      "CVPR", 2022, "https://arxiv.org/abs/2203.01925"))
+    "brepmi",
+    modalities=("image",),
+    access="label",
+    version="1.0",
+    citation=Citation(
+        "Label-Only Model Inversion Attacks via Boundary Repulsion",
+        "Kahla et al.",
+        "CVPR",
+        2022,
+        "https://arxiv.org/abs/2203.01925",
+    ),
+)
 class BREPMI(UsesGANPrior, Attack):
     @torch.no_grad()
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
@@ -77,8 +86,9 @@ class BREPMI(UsesGANPrior, Attack):
             if found.all():
                 break
         if not len(pool):
-            return as_reconstructions(render(net, sample_latents(chains, z_dim, high, generator)),
-                                      victims)
+            return as_reconstructions(
+                render(net, sample_latents(chains, z_dim, high, generator)), victims
+            )
         radius = torch.full((chains,), float(cfg["initial_radius"]))
         at_radius = torch.zeros(chains, dtype=torch.long)
         active = found.clone()
@@ -90,8 +100,10 @@ class BREPMI(UsesGANPrior, Attack):
             directions = torch.randn(len(ids), points, z_dim, generator=generator)
             offsets = directions / directions.norm(dim=2, keepdim=True) * r
             sphere = (z[ids][:, None] + offsets).flatten(0, 1)
-            inside = (released(access, net, sphere).argmax(dim=1).view(len(ids), points)
-                      == labels[ids][:, None])
+            inside = (
+                released(access, net, sphere).argmax(dim=1).view(len(ids), points)
+                == labels[ids][:, None]
+            )
             repel = inside.float() - 1  # Phi_y: 0 inside, -1 outside (repulsion only)
             step = (radius[ids] / 3).clamp_max(3)[:, None]
             gradient = (repel[..., None] * offsets).mean(dim=1) / r[:, 0]

@@ -28,19 +28,36 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks._black_box import (as_reconstructions, log_confidence, released, render,
-                                sample_latents, search_setup)
+from attacks._black_box import (
+    as_reconstructions,
+    log_confidence,
+    released,
+    render,
+    sample_latents,
+    search_setup,
+)
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
 
-def train_inverse(outputs: torch.Tensor, latents: torch.Tensor, *, hidden: int, steps: int,
-                  batch_size: int, lr: float) -> nn.Module:
+def train_inverse(
+    outputs: torch.Tensor,
+    latents: torch.Tensor,
+    *,
+    hidden: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+) -> nn.Module:
     """P: released output -> latent, an MLP fitted by MSE on the attacker's labelled samples."""
-    inverse = nn.Sequential(nn.Linear(outputs.shape[1], hidden), nn.ReLU(),
-                            nn.Linear(hidden, hidden), nn.ReLU(),
-                            nn.Linear(hidden, latents.shape[1]))
+    inverse = nn.Sequential(
+        nn.Linear(outputs.shape[1], hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, latents.shape[1]),
+    )
     optimizer = torch.optim.Adam(inverse.parameters(), lr=lr)
     for _ in range(steps):
         batch = torch.randint(len(outputs), (min(batch_size, len(outputs)),))
@@ -52,9 +69,18 @@ def train_inverse(outputs: torch.Tensor, latents: torch.Tensor, *, hidden: int, 
 
 
 @register_attack(
-    "c2fmi", modalities=("image",), access="scores", version="1.0",
-    citation=Citation("C2FMI: Corse-to-Fine Black-box Model Inversion Attack", "Ye et al.",
-                      "IEEE TDSC", 2023, "https://doi.org/10.1109/TDSC.2023.3285071"))
+    "c2fmi",
+    modalities=("image",),
+    access="scores",
+    version="1.0",
+    citation=Citation(
+        "C2FMI: Corse-to-Fine Black-box Model Inversion Attack",
+        "Ye et al.",
+        "IEEE TDSC",
+        2023,
+        "https://doi.org/10.1109/TDSC.2023.3285071",
+    ),
+)
 class C2FMI(UsesGANPrior, Attack):
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         cfg = self.cfg
@@ -62,13 +88,18 @@ class C2FMI(UsesGANPrior, Attack):
         chains, z_dim, clip = len(labels), prior.z_dim, float(cfg["clip"])
 
         # Stage I: the inverse network and each identity's starting latent
-        samples = sample_latents(int(queries * float(cfg["inverse_fraction"])), z_dim, clip,
-                                 generator)
+        samples = sample_latents(
+            int(queries * float(cfg["inverse_fraction"])), z_dim, clip, generator
+        )
         outputs = released(access, net, samples)
-        inverse = train_inverse(outputs, samples, hidden=int(cfg["inverse_hidden"]),
-                                steps=int(cfg["inverse_steps"]),
-                                batch_size=int(cfg["inverse_batch_size"]),
-                                lr=float(cfg["inverse_lr"]))
+        inverse = train_inverse(
+            outputs,
+            samples,
+            hidden=int(cfg["inverse_hidden"]),
+            steps=int(cfg["inverse_steps"]),
+            batch_size=int(cfg["inverse_batch_size"]),
+            lr=float(cfg["inverse_lr"]),
+        )
         with torch.no_grad():
             wished = F.one_hot(labels, outputs.shape[1]).float()
             start = inverse(wished).clamp(-clip, clip)
@@ -77,10 +108,11 @@ class C2FMI(UsesGANPrior, Attack):
         population = min(int(cfg["population"]), access.remaining() // chains)
         if population < 4:  # DE/current-to-best/1 needs x_i, r1 and r2 distinct
             return as_reconstructions(render(net, start), victims)
-        generations = min(int(cfg["generations"]),
-                          access.remaining() // (chains * population) - 1)
-        z = (start[:, None] + float(cfg["init_sigma"]) * torch.randn(
-            chains, population, z_dim, generator=generator)).clamp(-clip, clip)
+        generations = min(int(cfg["generations"]), access.remaining() // (chains * population) - 1)
+        z = (
+            start[:, None]
+            + float(cfg["init_sigma"]) * torch.randn(chains, population, z_dim, generator=generator)
+        ).clamp(-clip, clip)
         fitness = self.fitness(access, net, z, labels)
         for _ in range(generations):
             trial = self.trial(z, fitness, generator, clip)
@@ -95,11 +127,11 @@ class C2FMI(UsesGANPrior, Attack):
     def fitness(access, net, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         chains, population, _ = z.shape
         probs = released(access, net, z.flatten(0, 1))
-        return log_confidence(probs, labels.repeat_interleave(population)).view(chains,
-                                                                                population)
+        return log_confidence(probs, labels.repeat_interleave(population)).view(chains, population)
 
-    def trial(self, z: torch.Tensor, fitness: torch.Tensor, generator: torch.Generator,
-              clip: float) -> torch.Tensor:
+    def trial(
+        self, z: torch.Tensor, fitness: torch.Tensor, generator: torch.Generator, clip: float
+    ) -> torch.Tensor:
         """DE/current-to-best/1 mutants with binomial crossover (Sec. IV-C)."""
         chains, population, z_dim = z.shape
         scale, crossover = float(self.cfg["de_f"]), float(self.cfg["de_cr"])

@@ -41,8 +41,9 @@ class BatchNormStatistics:
         x = inputs[0]
         mean = x.mean(dim=(0, 2, 3))
         var = x.var(dim=(0, 2, 3), unbiased=False)
-        self.terms.append(torch.norm(mean - layer.running_mean, 2)
-                          + torch.norm(var - layer.running_var, 2))
+        self.terms.append(
+            torch.norm(mean - layer.running_mean, 2) + torch.norm(var - layer.running_var, 2)
+        )
 
     def take(self) -> torch.Tensor:
         total = torch.stack(self.terms).sum() if self.terms else torch.zeros((), device=self.device)
@@ -62,25 +63,40 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 
 @register_attack(
-    "deepinversion", modalities=("image",), access="whitebox", version="1.0",
-    citation=Citation("Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion",
-                      "Yin et al.", "CVPR", 2020, "https://arxiv.org/abs/1912.08795"))
+    "deepinversion",
+    modalities=("image",),
+    access="whitebox",
+    version="1.0",
+    citation=Citation(
+        "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion",
+        "Yin et al.",
+        "CVPR",
+        2020,
+        "https://arxiv.org/abs/1912.08795",
+    ),
+)
 class DeepInversion(Attack):
     runs_on_gpu = True
 
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator):
         labels = victims.classes.to(self.device).repeat_interleave(victims.per_class)
-        x = torch.rand(len(labels), *victims.image_shape, generator=generator,
-                       device=self.device).requires_grad_(True)
+        x = torch.rand(
+            len(labels), *victims.image_shape, generator=generator, device=self.device
+        ).requires_grad_(True)
         # the jitter's shifts and flips are Python decisions: drawn on the host, they cost the
         # device no synchronisation (on the CPU it is the attack's own generator, as always)
-        host = generator if generator.device.type == "cpu" else \
-            torch.Generator().manual_seed(generator.initial_seed())
+        host = (
+            generator
+            if generator.device.type == "cpu"
+            else torch.Generator().manual_seed(generator.initial_seed())
+        )
         optimizer = torch.optim.Adam([x], lr=float(self.cfg["lr"]), betas=(0.5, 0.9))
         statistics = BatchNormStatistics(access.model)
         if not statistics.layers:
-            log.warning("deepinversion: the target has no BatchNorm2d layer; "
-                        "feature_statistics_layers=0, R_feature is empty")
+            log.warning(
+                "deepinversion: the target has no BatchNorm2d layer; "
+                "feature_statistics_layers=0, R_feature is empty"
+            )
         jitter = max(1, round(float(self.cfg["jitter"]) * victims.image_shape[-1]))
         cfg = {k: float(self.cfg[k]) for k in ("r_feature", "tv", "l2")}
 
@@ -89,17 +105,26 @@ class DeepInversion(Attack):
             images = torch.roll(x, shifts=(dx, dy), dims=(2, 3))
             if torch.rand(1, generator=host).item() < 0.5:
                 images = images.flip(3)
-            per_sample = (F.cross_entropy(access.model(images), labels, reduction="none")
-                          + cfg["tv"] * total_variation(images)
-                          + cfg["l2"] * images.pow(2).flatten(1).mean(1))
+            per_sample = (
+                F.cross_entropy(access.model(images), labels, reduction="none")
+                + cfg["tv"] * total_variation(images)
+                + cfg["l2"] * images.pow(2).flatten(1).mean(1)
+            )
             # R_feature is one number for the batch; adding it to every sample makes the summed
             # loss n * (mean CE + alpha_f R_feature + ...), the paper's objective times n
             return per_sample + cfg["r_feature"] * statistics.take()
 
         try:
-            search_latents([x], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                           desc="deepinversion", progress=self.progress, amp=self.amp,
-                           after_step=lambda: x.clamp_(0, 1))
+            search_latents(
+                [x],
+                loss,
+                steps=int(budget["steps"]),
+                optimizer=optimizer,
+                desc="deepinversion",
+                progress=self.progress,
+                amp=self.amp,
+                after_step=lambda: x.clamp_(0, 1),
+            )
         finally:
             statistics.close()
         return x.detach().view(len(victims.classes), victims.per_class, *victims.image_shape)

@@ -27,35 +27,51 @@ def cut_to_length(text: str, tokenizer, length: int) -> str:
 
 
 @register_attack(
-    "extraction-prompt", modalities=("text",), access="label", version="1.0",
-    citation=Citation("Language Model Inversion (jailbreak-string baseline)", "Morris et al.",
-                      "ICLR", 2024, "https://arxiv.org/abs/2311.13647"))
+    "extraction-prompt",
+    modalities=("text",),
+    access="label",
+    version="1.0",
+    citation=Citation(
+        "Language Model Inversion (jailbreak-string baseline)",
+        "Morris et al.",
+        "ICLR",
+        2024,
+        "https://arxiv.org/abs/2311.13647",
+    ),
+)
 class ExtractionPrompt(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         tokenizer = victims.tokenizer
         strings = [str(s) for s in self.cfg["strings"]]
         if not strings:
-            raise ValueError("extraction-prompt: attack.strings is empty; give at least one "
-                             "extraction string (\"\" reads the plain continuation)")
-        public = public_prompts(victims)[:int(self.cfg["calibration"])]
+            raise ValueError(
+                "extraction-prompt: attack.strings is empty; give at least one "
+                'extraction string ("" reads the plain continuation)'
+            )
+        public = public_prompts(victims)[: int(self.cfg["calibration"])]
         truth = [tokenizer.decode(ids) for ids in public]
 
         def answers(queries, lengths) -> list[str]:
-            return [cut_to_length(text, tokenizer, length)
-                    for text, length in zip(oracle(queries), lengths)]
+            return [
+                cut_to_length(text, tokenizer, length)
+                for text, length in zip(oracle(queries), lengths)
+            ]
 
         suffixes = [tuple(tokenizer.encode(s).ids) for s in strings]
-        scores = [mean_sentence_bleu(answers([[*ids, *suffix] for ids in public],
-                                             [len(ids) for ids in public]), truth)
-                  for suffix in suffixes]
+        scores = [
+            mean_sentence_bleu(
+                answers([[*ids, *suffix] for ids in public], [len(ids) for ids in public]), truth
+            )
+            for suffix in suffixes
+        ]
         self.chosen = strings[max(range(len(strings)), key=scores.__getitem__)]
         self.calibration_bleu = dict(zip(strings, scores))
         best = suffixes[strings.index(self.chosen)]
-        return answers([AfterSecret(i, best) for i in range(len(victims.lengths))],
-                       victims.lengths)
+        return answers([AfterSecret(i, best) for i in range(len(victims.lengths))], victims.lengths)
 
     def details(self) -> dict:
         """The string sent after every secret, and each candidate's BLEU on public prompts."""
         chosen = getattr(self, "chosen", None)
-        return {} if chosen is None else {"string": chosen,
-                                          "calibration_bleu": self.calibration_bleu}
+        return (
+            {} if chosen is None else {"string": chosen, "calibration_bleu": self.calibration_bleu}
+        )

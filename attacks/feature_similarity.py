@@ -18,9 +18,18 @@ from benchmark.registry import Citation, register_attack
 
 
 @register_attack(
-    "feature-similarity", modalities=("graph",), access="none", version="1.0",
-    citation=Citation("Stealing Links from Graph Neural Networks (feature-similarity baseline)",
-                      "He et al.", "USENIX Security", 2021, "https://arxiv.org/abs/2005.02131"))
+    "feature-similarity",
+    modalities=("graph",),
+    access="none",
+    version="1.0",
+    citation=Citation(
+        "Stealing Links from Graph Neural Networks (feature-similarity baseline)",
+        "He et al.",
+        "USENIX Security",
+        2021,
+        "https://arxiv.org/abs/2005.02131",
+    ),
+)
 class FeatureSimilarity(Attack):
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator):
         features = F.normalize(victims.features.float(), dim=1)

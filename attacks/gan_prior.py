@@ -13,8 +13,7 @@ import torch
 import torch.nn as nn
 
 from benchmark.devices import module_device, to_device
-from tasks.training import progress_bar
-
+from benchmark.progress import progress_bar
 
 UPSAMPLINGS = {16: 2, 32: 3, 64: 4}  # stride-2 transposed convolutions from 4x4 to the size
 
@@ -23,17 +22,23 @@ class Generator(nn.Module):
     def __init__(self, z_dim: int, channels: int, size: int, width: int):
         super().__init__()
         if size not in UPSAMPLINGS:
-            raise ValueError(f"the GAN prior supports 16x16, 32x32 and 64x64 images, not "
-                             f"{size}x{size}; set task.image_size to one of them")
+            raise ValueError(
+                f"the GAN prior supports 16x16, 32x32 and 64x64 images, not "
+                f"{size}x{size}; set task.image_size to one of them"
+            )
         self.z_dim = z_dim
         ups = UPSAMPLINGS[size]
         layers: list[nn.Module] = []
         features = width * 2 ** (ups - 1)
-        self.project = nn.Sequential(nn.Linear(z_dim, features * 16, bias=False),
-                                     nn.BatchNorm1d(features * 16), nn.ReLU())
+        self.project = nn.Sequential(
+            nn.Linear(z_dim, features * 16, bias=False), nn.BatchNorm1d(features * 16), nn.ReLU()
+        )
         for _ in range(ups - 1):
-            layers += [nn.ConvTranspose2d(features, features // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(features // 2), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(features, features // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(features // 2),
+                nn.ReLU(),
+            ]
             features //= 2
         layers += [nn.ConvTranspose2d(features, channels, 4, 2, 1), nn.Sigmoid()]
         self.features = width * 2 ** (ups - 1)
@@ -43,8 +48,9 @@ class Generator(nn.Module):
         return self.upsample(self.project(z).view(len(z), self.features, 4, 4))
 
 
-def downsampling_layers(channels: int, size: int, width: int,
-                        spectral: bool = False) -> tuple[list[nn.Module], int]:
+def downsampling_layers(
+    channels: int, size: int, width: int, spectral: bool = False
+) -> tuple[list[nn.Module], int]:
     """DCGAN discriminator body: stride-2 4x4 convolutions (width doubling) down to 4x4.
     Returns the layers and the flattened feature count (the critics and discriminators of GMI,
     KEDMI and PLG-MI; PLG-MI's are spectrally normalised)."""
@@ -89,21 +95,36 @@ class UsesGANPrior:
 
     def train_prior(self, prior: GANPrior, public, progress: bool) -> dict:
         settings = self.cfg["prior"]
-        return train_wgan_gp(prior, public.images, steps=int(settings["steps"]),
-                             batch_size=int(settings["batch_size"]),
-                             n_critic=int(settings["n_critic"]), lr=float(settings["lr"]),
-                             gp_weight=float(settings["gp_weight"]), progress=progress)
+        return train_wgan_gp(
+            prior,
+            public.images,
+            steps=int(settings["steps"]),
+            batch_size=int(settings["batch_size"]),
+            n_critic=int(settings["n_critic"]),
+            lr=float(settings["lr"]),
+            gp_weight=float(settings["gp_weight"]),
+            progress=progress,
+        )
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     mix = torch.rand(len(real), 1, 1, 1, device=real.device)
     interpolated = (mix * real + (1 - mix) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(critic(interpolated).sum(), interpolated, create_graph=True)
+    (grad,) = torch.autograd.grad(critic(interpolated).sum(), interpolated, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def train_wgan_gp(prior: GANPrior, images: torch.Tensor, *, steps: int, batch_size: int,
-                  n_critic: int, lr: float, gp_weight: float, progress: bool) -> dict:
+def train_wgan_gp(
+    prior: GANPrior,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    n_critic: int,
+    lr: float,
+    gp_weight: float,
+    progress: bool,
+) -> dict:
     """Train ``prior`` on ``images`` (public data) for ``steps`` generator updates, on the
     prior's device (the images are copied there once)."""
     device = module_device(prior)
@@ -119,17 +140,24 @@ def train_wgan_gp(prior: GANPrior, images: torch.Tensor, *, steps: int, batch_si
                 real = images[torch.randint(len(images), (batch_size,), device=device)]
                 with torch.no_grad():
                     fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
-                critic_loss = (critic(fake).mean() - critic(real).mean()
-                               + gp_weight * gradient_penalty(critic, real, fake))
+                critic_loss = (
+                    critic(fake).mean()
+                    - critic(real).mean()
+                    + gp_weight * gradient_penalty(critic, real, fake)
+                )
                 opt_d.zero_grad(set_to_none=True)
                 critic_loss.backward()
                 opt_d.step()
-            generator_loss = -critic(generator(torch.randn(batch_size, prior.z_dim,
-                                                           device=device))).mean()
+            generator_loss = -critic(
+                generator(torch.randn(batch_size, prior.z_dim, device=device))
+            ).mean()
             opt_g.zero_grad(set_to_none=True)
             generator_loss.backward()
             opt_g.step()
             bar.update()
     prior.eval()
-    return {"critic_loss": critic_loss.item(), "generator_loss": generator_loss.item(),
-            "public_images": len(images)}
+    return {
+        "critic_loss": critic_loss.item(),
+        "generator_loss": generator_loss.item(),
+        "public_images": len(images),
+    }

@@ -17,10 +17,19 @@ from benchmark.registry import Citation, register_attack
 
 
 @register_attack(
-    "gan-random", modalities=("image",), access="none", version="1.0",
-    citation=Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
-                      "Neural Networks (the public GAN prior, sampled without search)",
-                      "Zhang et al.", "CVPR", 2020, "https://arxiv.org/abs/1911.07135"))
+    "gan-random",
+    modalities=("image",),
+    access="none",
+    version="1.0",
+    citation=Citation(
+        "The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
+        "Neural Networks (the public GAN prior, sampled without search)",
+        "Zhang et al.",
+        "CVPR",
+        2020,
+        "https://arxiv.org/abs/1911.07135",
+    ),
+)
 class GANRandom(UsesGANPrior, Attack):
     runs_on_gpu = True
 
@@ -28,7 +37,9 @@ class GANRandom(UsesGANPrior, Attack):
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         count = len(victims.classes) * victims.per_class
         clip = float(self.cfg["clip"])
-        z = torch.randn(count, prior.z_dim, generator=generator,
-                        device=self.device).clamp(-clip, clip)
-        return prior.generator.eval()(z).view(len(victims.classes), victims.per_class,
-                                              *victims.image_shape)
+        z = torch.randn(count, prior.z_dim, generator=generator, device=self.device).clamp(
+            -clip, clip
+        )
+        return prior.generator.eval()(z).view(
+            len(victims.classes), victims.per_class, *victims.image_shape
+        )

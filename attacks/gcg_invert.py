@@ -26,51 +26,90 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks._text import (WhiteBoxPromptInversion, inversion_objective, prompt_log_probs,
-                           soft_prompt_log_probs)
+from attacks._text import (
+    WhiteBoxPromptInversion,
+    inversion_objective,
+    prompt_log_probs,
+    soft_prompt_log_probs,
+)
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
-from tasks.training import progress_bar
 
 
 @register_attack(
-    "gcg-invert", modalities=("text",), access="whitebox", version="1.0",
-    citation=Citation("Universal and Transferable Adversarial Attacks on Aligned Language "
-                      "Models", "Zou et al.", "arXiv", 2023, "https://arxiv.org/abs/2307.15043"))
+    "gcg-invert",
+    modalities=("text",),
+    access="whitebox",
+    version="1.0",
+    citation=Citation(
+        "Universal and Transferable Adversarial Attacks on Aligned Language Models",
+        "Zou et al.",
+        "arXiv",
+        2023,
+        "https://arxiv.org/abs/2307.15043",
+    ),
+)
 class GCGInvert(WhiteBoxPromptInversion):
-    def _objective(self, model, bos: int, observed: torch.Tensor, ids: torch.Tensor,
-                   vocab: int) -> torch.Tensor:
-        return inversion_objective(observed, prompt_log_probs(model, ids, bos),
-                                   F.one_hot(ids, vocab).float(), float(self.cfg["fluency"]))
+    def _objective(
+        self, model, bos: int, observed: torch.Tensor, ids: torch.Tensor, vocab: int
+    ) -> torch.Tensor:
+        return inversion_objective(
+            observed,
+            prompt_log_probs(model, ids, bos),
+            F.one_hot(ids, vocab).float(),
+            float(self.cfg["fluency"]),
+        )
 
     @torch.no_grad()
     def _scores(self, model, bos, observed, candidates, vocab) -> torch.Tensor:
         """Objective of ``candidates`` [P, B, L] against each prompt's observation."""
         prompts, width, length = candidates.shape
-        scores = self._objective(model, bos, observed.repeat_interleave(width, dim=0),
-                                 candidates.reshape(-1, length), vocab)
+        scores = self._objective(
+            model,
+            bos,
+            observed.repeat_interleave(width, dim=0),
+            candidates.reshape(-1, length),
+            vocab,
+        )
         return scores.view(prompts, width)
 
-    def _invert(self, model, bos: int, observed: torch.Tensor, length: int, queries: int,
-                starts: list[list[int]], generator: torch.Generator) -> torch.Tensor:
+    def _invert(
+        self,
+        model,
+        bos: int,
+        observed: torch.Tensor,
+        length: int,
+        queries: int,
+        starts: list[list[int]],
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         prompts, vocab = len(observed), observed.shape[1]
         width, topk = int(self.cfg["search_width"]), int(self.cfg["topk"])
-        pool = torch.tensor(starts[:int(self.cfg["init_pool"])]).view(-1, length)
+        pool = torch.tensor(starts[: int(self.cfg["init_pool"])]).view(-1, length)
         steps = (queries - prompts * len(pool)) // (prompts * (1 + width))
         if steps < 1:
-            raise ValueError(f"gcg-invert: {queries} queries do not cover the {len(pool)} "
-                             f"starts and one step of {width} candidates for {prompts} "
-                             f"prompts; raise the suite's queries or lower attack.init_pool")
-        start_scores = self._scores(model, bos, observed,
-                                    pool.expand(prompts, -1, -1).contiguous(), vocab)
+            raise ValueError(
+                f"gcg-invert: {queries} queries do not cover the {len(pool)} "
+                f"starts and one step of {width} candidates for {prompts} "
+                f"prompts; raise the suite's queries or lower attack.init_pool"
+            )
+        start_scores = self._scores(
+            model, bos, observed, pool.expand(prompts, -1, -1).contiguous(), vocab
+        )
         current = pool[start_scores.argmin(dim=1)]
         best, best_score = current.clone(), start_scores.min(dim=1).values
         rows = torch.arange(prompts)
-        with progress_bar(steps, f"gcg-invert ({prompts} prompts of {length} tokens)",
-                          self.progress) as bar:
+        with progress_bar(
+            steps, f"gcg-invert ({prompts} prompts of {length} tokens)", self.progress
+        ) as bar:
             for _ in range(steps):
                 one_hot = F.one_hot(current, vocab).float().requires_grad_()
-                loss = inversion_objective(observed, soft_prompt_log_probs(model, one_hot, bos),
-                                           one_hot, float(self.cfg["fluency"])).sum()
+                loss = inversion_objective(
+                    observed,
+                    soft_prompt_log_probs(model, one_hot, bos),
+                    one_hot,
+                    float(self.cfg["fluency"]),
+                ).sum()
                 (gradient,) = torch.autograd.grad(loss, one_hot)
                 gradient = gradient.scatter(-1, current[..., None], float("inf"))  # no no-op
                 top = (-gradient).topk(topk, dim=-1).indices  # [P, L, topk]

@@ -18,16 +18,19 @@ from attacks._embedding_decoder import fit_inverter, training_texts
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
-GEIA = Citation("Sentence Embedding Leaks More Information than You Expect: Generative Embedding "
-                "Inversion Attack to Recover the Whole Sentence", "Li et al.",
-                "ACL Findings", 2023, "https://arxiv.org/abs/2305.03010")
+GEIA = Citation(
+    "Sentence Embedding Leaks More Information than You Expect: Generative Embedding "
+    "Inversion Attack to Recover the Whole Sentence",
+    "Li et al.",
+    "ACL Findings",
+    2023,
+    "https://arxiv.org/abs/2305.03010",
+)
 
 
-@register_attack("geia", modalities=("embedding",), access="scores", version="1.0",
-                 citation=GEIA)
+@register_attack("geia", modalities=("embedding",), access="scores", version="1.0", citation=GEIA)
 class GEIA(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         texts = training_texts(oracle, victims, int(self.cfg["train_texts"]))
         inverter = fit_inverter(texts, oracle(texts), self.cfg, generator)
-        return inverter.invert(victims.observed, int(self.cfg["beam"]),
-                               int(self.cfg["max_tokens"]))
+        return inverter.invert(victims.observed, int(self.cfg["beam"]), int(self.cfg["max_tokens"]))

@@ -24,16 +24,21 @@ from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
-GMI_CITATION = Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep "
-                        "Neural Networks", "Zhang et al.", "CVPR", 2020,
-                        "https://arxiv.org/abs/1911.07135")
+GMI_CITATION = Citation(
+    "The Secret Revealer: Generative Model-Inversion Attacks Against Deep Neural Networks",
+    "Zhang et al.",
+    "CVPR",
+    2020,
+    "https://arxiv.org/abs/1911.07135",
+)
 
 
 class IdentityLoss:
     """The identity term of a white-box image attack, per sample (the hook LOMMA replaces)."""
 
-    def identity_loss(self, access, images: torch.Tensor, labels: torch.Tensor,
-                      target_prior) -> torch.Tensor:
+    def identity_loss(
+        self, access, images: torch.Tensor, labels: torch.Tensor, target_prior
+    ) -> torch.Tensor:
         return F.cross_entropy(access.model(images), labels, reduction="none")
 
     @staticmethod
@@ -42,29 +47,46 @@ class IdentityLoss:
         return target_prior["target_prior"]
 
 
-@register_attack("gmi", modalities=("image",), access="whitebox", version="1.1",
-                 citation=GMI_CITATION)
+@register_attack(
+    "gmi", modalities=("image",), access="whitebox", version="1.1", citation=GMI_CITATION
+)
 class GMI(IdentityLoss, UsesGANPrior, Attack):
     runs_on_gpu = True
 
-    def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator,
-            target_prior=None):
+    def run(
+        self,
+        access,
+        victims,
+        prior: GANPrior,
+        budget: dict,
+        generator: torch.Generator,
+        target_prior=None,
+    ):
         generator_net, critic = freeze(prior.generator), freeze(prior.discriminator)
         labels = victims.classes.to(self.device).repeat_interleave(victims.per_class)
-        z = torch.randn(len(labels), prior.z_dim, generator=generator,
-                        device=self.device).requires_grad_(True)
-        optimizer = torch.optim.SGD([z], lr=float(self.cfg["lr"]),
-                                    momentum=float(self.cfg["momentum"]), nesterov=True)
+        z = torch.randn(
+            len(labels), prior.z_dim, generator=generator, device=self.device
+        ).requires_grad_(True)
+        optimizer = torch.optim.SGD(
+            [z], lr=float(self.cfg["lr"]), momentum=float(self.cfg["momentum"]), nesterov=True
+        )
         lam, clip = float(self.cfg["lambda_id"]), float(self.cfg["clip"])
 
         def loss() -> torch.Tensor:
             images = generator_net(z)
-            return -critic(images) + lam * self.identity_loss(access, images, labels,
-                                                              target_prior)
+            return -critic(images) + lam * self.identity_loss(access, images, labels, target_prior)
 
-        search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc=self.cfg["name"], progress=self.progress, amp=self.amp,
-                       after_step=lambda: z.clamp_(-clip, clip))
+        search_latents(
+            [z],
+            loss,
+            steps=int(budget["steps"]),
+            optimizer=optimizer,
+            desc=self.cfg["name"],
+            progress=self.progress,
+            amp=self.amp,
+            after_step=lambda: z.clamp_(-clip, clip),
+        )
         with torch.no_grad():
-            return generator_net(z).view(len(victims.classes), victims.per_class,
-                                         *victims.image_shape)
+            return generator_net(z).view(
+                len(victims.classes), victims.per_class, *victims.image_shape
+            )

@@ -26,23 +26,38 @@ import math
 import torch
 import torch.nn.functional as F
 
-from attacks._relaxed_adjacency import (DenseGCN, RelaxedAdjacency, cosine_scores,
-                                        feature_smoothness, smoothness_step)
+from attacks._relaxed_adjacency import (
+    DenseGCN,
+    RelaxedAdjacency,
+    cosine_scores,
+    feature_smoothness,
+    smoothness_step,
+)
 from benchmark.methods import Attack
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
-from tasks.training import progress_bar
 
-GRAPHMI = Citation("GraphMI: Extracting Private Graph Data from Graph Neural Networks",
-                   "Zhang et al.", "IJCAI", 2021, "https://arxiv.org/abs/2106.02820")
+GRAPHMI = Citation(
+    "GraphMI: Extracting Private Graph Data from Graph Neural Networks",
+    "Zhang et al.",
+    "IJCAI",
+    2021,
+    "https://arxiv.org/abs/2106.02820",
+)
 
 
-@register_attack("graphmi", modalities=("graph",), access="whitebox", version="1.0",
-                 citation=GRAPHMI)
+@register_attack(
+    "graphmi", modalities=("graph",), access="whitebox", version="1.0", citation=GRAPHMI
+)
 class GraphMI(Attack):
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator):
         gcn = DenseGCN(access, victims.features.float())
         cfg = self.cfg
-        lr, sparsity, smoothness = float(cfg["lr"]), float(cfg["sparsity"]), float(cfg["smoothness"])
+        lr, sparsity, smoothness = (
+            float(cfg["lr"]),
+            float(cfg["sparsity"]),
+            float(cfg["smoothness"]),
+        )
         x, labels = victims.features.float(), victims.labels
         adjacency = RelaxedAdjacency(len(labels))
         gram = x @ x.T

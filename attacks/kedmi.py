@@ -30,8 +30,9 @@ from attacks.gan_prior import Generator, downsampling_layers
 from attacks.gmi import IdentityLoss
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
-from tasks.training import predict_in_batches, progress_bar
+from tasks.training import predict_in_batches
 
 
 class ClassDiscriminator(nn.Module):
@@ -53,8 +54,7 @@ class ClassDiscriminator(nn.Module):
 class KEDMIPrior(nn.Module):
     version = "2"  # 2: soft labels from the target in eval mode
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
-                 width: int):
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int, width: int):
         super().__init__()
         channels, size, _ = image_shape
         self.generator = Generator(z_dim, channels, size, width)
@@ -67,8 +67,16 @@ def realness(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=1)
 
 
-def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.Tensor, *,
-                    steps: int, batch_size: int, lr: float, progress: bool) -> dict:
+def train_kedmi_gan(
+    prior: KEDMIPrior,
+    images: torch.Tensor,
+    soft_labels: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    progress: bool,
+) -> dict:
     device = module_device(prior)
     images, soft_labels = to_device(images, device), to_device(soft_labels, device)
     generator, discriminator = prior.generator, prior.discriminator
@@ -84,8 +92,9 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
                 fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
             real_logits, fake_logits = discriminator(real), discriminator(fake)
             supervised = -(target_probs * F.log_softmax(real_logits, dim=1)).sum(1).mean()
-            unsupervised = (F.softplus(-realness(real_logits)).mean()
-                            + F.softplus(realness(fake_logits)).mean())
+            unsupervised = (
+                F.softplus(-realness(real_logits)).mean() + F.softplus(realness(fake_logits)).mean()
+            )
             opt_d.zero_grad(set_to_none=True)
             (supervised + unsupervised).backward()
             opt_d.step()
@@ -98,31 +107,56 @@ def train_kedmi_gan(prior: KEDMIPrior, images: torch.Tensor, soft_labels: torch.
             opt_g.step()
             bar.update()
     prior.eval()
-    return {"supervised_loss": supervised.item(), "unsupervised_loss": unsupervised.item(),
-            "feature_matching_loss": matching.item(), "public_images": len(images)}
+    return {
+        "supervised_loss": supervised.item(),
+        "unsupervised_loss": unsupervised.item(),
+        "feature_matching_loss": matching.item(),
+        "public_images": len(images),
+    }
 
 
 @register_attack(
-    "kedmi", modalities=("image",), access="whitebox", version="1.1",
-    citation=Citation("Knowledge-Enriched Distributional Model Inversion Attacks",
-                      "Chen et al.", "ICCV", 2021, "https://arxiv.org/abs/2010.04092"))
+    "kedmi",
+    modalities=("image",),
+    access="whitebox",
+    version="1.1",
+    citation=Citation(
+        "Knowledge-Enriched Distributional Model Inversion Attacks",
+        "Chen et al.",
+        "ICCV",
+        2021,
+        "https://arxiv.org/abs/2010.04092",
+    ),
+)
 class KEDMI(IdentityLoss, Attack):
     runs_on_gpu = True
+
     def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["target_prior"]
-        return {"target_prior": KEDMIPrior(task.image_shape, task.num_classes,
-                                       int(settings["z_dim"]), int(settings["width"]))}
+        return {
+            "target_prior": KEDMIPrior(
+                task.image_shape, task.num_classes, int(settings["z_dim"]), int(settings["width"])
+            )
+        }
 
-    def train_target_prior(self, model: KEDMIPrior, public, target, teacher,
-                           progress: bool) -> dict:
+    def train_target_prior(
+        self, model: KEDMIPrior, public, target, teacher, progress: bool
+    ) -> dict:
         settings = self.cfg["target_prior"]
         soft = predict_in_batches(teacher, public.images, device=module_device(model))
-        return train_kedmi_gan(model, public.images, soft, steps=int(settings["steps"]),
-                               batch_size=int(settings["batch_size"]),
-                               lr=float(settings["lr"]), progress=progress)
+        return train_kedmi_gan(
+            model,
+            public.images,
+            soft,
+            steps=int(settings["steps"]),
+            batch_size=int(settings["batch_size"]),
+            lr=float(settings["lr"]),
+            progress=progress,
+        )
 
-    def run(self, access, victims, prior, budget: dict, generator: torch.Generator,
-            target_prior=None):
+    def run(
+        self, access, victims, prior, budget: dict, generator: torch.Generator, target_prior=None
+    ):
         gan = self.own_prior(target_prior)
         generator_net, discriminator = freeze(gan.generator), freeze(gan.discriminator)
         identities, per = len(victims.classes), victims.per_class
@@ -139,8 +173,15 @@ class KEDMI(IdentityLoss, Attack):
             prior_loss = F.softplus(-realness(discriminator(images)))
             return prior_loss + lam * self.identity_loss(access, images, labels, target_prior)
 
-        search_latents([mu, log_sigma], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc=self.cfg["name"], progress=self.progress, amp=self.amp)
+        search_latents(
+            [mu, log_sigma],
+            loss,
+            steps=int(budget["steps"]),
+            optimizer=optimizer,
+            desc=self.cfg["name"],
+            progress=self.progress,
+            amp=self.amp,
+        )
         with torch.no_grad():
             eps = torch.randn(identities, per, gan.z_dim, generator=generator, device=device)
             images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))

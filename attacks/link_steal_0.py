@@ -16,13 +16,21 @@ from benchmark.methods import Attack
 from benchmark.registry import register_attack
 from metrics.edge_ranking import LINK_STEALING
 
-DISTANCES = ("correlation", "cosine", "euclidean", "chebyshev", "braycurtis", "canberra",
-             "cityblock", "sqeuclidean")
+DISTANCES = (
+    "correlation",
+    "cosine",
+    "euclidean",
+    "chebyshev",
+    "braycurtis",
+    "canberra",
+    "cityblock",
+    "sqeuclidean",
+)
 
 
 @register_attack(
-    "link-steal-0", modalities=("graph",), access="scores", version="1.0",
-    citation=LINK_STEALING)
+    "link-steal-0", modalities=("graph",), access="scores", version="1.0", citation=LINK_STEALING
+)
 class LinkStealing0(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> np.ndarray:
         distance = self.cfg["distance"]

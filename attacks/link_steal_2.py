@@ -26,11 +26,11 @@ from scipy.spatial.distance import cdist
 
 from attacks.link_steal_0 import DISTANCES
 from benchmark.methods import Attack
+from benchmark.progress import progress_bar
 from benchmark.registry import register_attack
 from metrics.edge_ranking import LINK_STEALING, sample_non_edges
 from tasks.graph_models import build_gnn
 from tasks.graphs import fit_gnn
-from tasks.training import progress_bar
 
 NUM_FEATURES = len(DISTANCES) + 4
 
@@ -40,8 +40,12 @@ def pair_features(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     blocks = [cdist(left, right, metric=metric) for metric in DISTANCES]
     entropy = [-(p * np.log(np.clip(p, 1e-12, None))).sum(1) for p in (left, right)]
     e_left, e_right = entropy[0][:, None], entropy[1][None, :]
-    blocks += [(e_left + e_right) / 2, e_left * e_right, np.abs(e_left - e_right),
-               (e_left - e_right) ** 2]
+    blocks += [
+        (e_left + e_right) / 2,
+        e_left * e_right,
+        np.abs(e_left - e_right),
+        (e_left - e_right) ** 2,
+    ]
     return np.nan_to_num(np.stack(blocks, axis=-1), nan=0.0, posinf=0.0)
 
 
@@ -50,8 +54,13 @@ class PairClassifier(nn.Module):
 
     def __init__(self, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(NUM_FEATURES, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(NUM_FEATURES, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
         self.register_buffer("mean", torch.zeros(NUM_FEATURES))
         self.register_buffer("std", torch.ones(NUM_FEATURES))
 
@@ -59,8 +68,9 @@ class PairClassifier(nn.Module):
         return self.net((features - self.mean) / self.std).squeeze(-1)
 
 
-@register_attack("link-steal-2", modalities=("graph",), access="scores", version="1.0",
-                 citation=LINK_STEALING)
+@register_attack(
+    "link-steal-2", modalities=("graph",), access="scores", version="1.0", citation=LINK_STEALING
+)
 class LinkStealing2(Attack):
     def build_prior(self, task) -> nn.Module:
         return PairClassifier(int(self.cfg["prior"]["hidden"]))
@@ -76,8 +86,15 @@ class LinkStealing2(Attack):
         features, labels, accuracies = [], [], []
         for index in range(int(self.cfg["prior"]["shadow_models"])):
             model = build_gnn(settings, shadow.x.shape[1], int(shadow.y.max()) + 1)
-            meta = fit_gnn(model, shadow, shadow.edge_index, settings, F.cross_entropy,
-                           f"link-steal-2 shadow GNN {index + 1}", progress)
+            meta = fit_gnn(
+                model,
+                shadow,
+                shadow.edge_index,
+                settings,
+                F.cross_entropy,
+                f"link-steal-2 shadow GNN {index + 1}",
+                progress,
+            )
             accuracies.append(meta["val_accuracy"])
             with torch.no_grad():
                 posteriors = F.softmax(model(shadow.x, shadow.edge_index), 1).double().numpy()
@@ -92,7 +109,8 @@ class LinkStealing2(Attack):
         if len(shadow.edges) < 10:
             raise ValueError(
                 f"link-steal-2 needs a shadow graph with edges, and the task's shadow part has "
-                f"{len(shadow.edges)}; raise task.shadow_fraction (0.2 gives ~200 on Cora)")
+                f"{len(shadow.edges)}; raise task.shadow_fraction (0.2 gives ~200 on Cora)"
+            )
         features, labels, accuracies = self._shadow_pairs(shadow, progress)
         features = torch.from_numpy(features).float()
         targets = torch.from_numpy(labels).float()
@@ -109,16 +127,21 @@ class LinkStealing2(Attack):
                 bar.update()
         with torch.no_grad():
             train_accuracy = ((prior(features) > 0).float() == targets).float().mean().item()
-        return {"shadow_nodes": len(shadow.y), "shadow_edges": len(shadow.edges),
-                "shadow_models_val_accuracy": accuracies, "pair_train_accuracy": train_accuracy}
+        return {
+            "shadow_nodes": len(shadow.y),
+            "shadow_edges": len(shadow.edges),
+            "shadow_models_val_accuracy": accuracies,
+            "pair_train_accuracy": train_accuracy,
+        }
 
-    def run(self, oracle, victims, prior: PairClassifier, budget: dict,
-            generator: torch.Generator) -> torch.Tensor:
+    def run(
+        self, oracle, victims, prior: PairClassifier, budget: dict, generator: torch.Generator
+    ) -> torch.Tensor:
         posteriors = oracle(victims.nodes).double().numpy()
         scores = torch.empty(len(posteriors), len(posteriors))
         block = 256
         with torch.no_grad():
             for start in range(0, len(posteriors), block):
-                rows = pair_features(posteriors[start:start + block], posteriors)
-                scores[start:start + block] = prior(torch.from_numpy(rows).float())
+                rows = pair_features(posteriors[start : start + block], posteriors)
+                scores[start : start + block] = prior(torch.from_numpy(rows).float())
         return scores

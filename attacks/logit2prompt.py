@@ -21,23 +21,30 @@ from benchmark.registry import register_attack
 from metrics.text_overlap import LM_INVERSION
 
 
-def distribution_example(probs: torch.Tensor, tokenizer, top: int,
-                         prompt: str | None = None) -> Example:
+def distribution_example(
+    probs: torch.Tensor, tokenizer, top: int, prompt: str | None = None
+) -> Example:
     values, tokens = probs.topk(min(top, probs.numel()))
     keep = values > 0
-    words = [tokenizer.decode([token]).strip() or repr(tokenizer.decode([token]))
-             for token in tokens[keep].tolist()]
+    words = [
+        tokenizer.decode([token]).strip() or repr(tokenizer.decode([token]))
+        for token in tokens[keep].tolist()
+    ]
     features = [[value / 10] for value in torch.log(values[keep]).tolist()]
     return Example(words, features, None if prompt is None else split_words(prompt))
 
 
 @register_attack(
-    "logit2prompt", modalities=("text",), access="scores", version="1.0",
-    citation=LM_INVERSION)
+    "logit2prompt", modalities=("text",), access="scores", version="1.0", citation=LM_INVERSION
+)
 class Logit2Prompt(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         tokenizer, top = victims.tokenizer, int(self.cfg["top_tokens"])
         return invert_from_public(
-            oracle, victims, self.cfg,
+            oracle,
+            victims,
+            self.cfg,
             lambda probs, prompt=None: distribution_example(probs, tokenizer, top, prompt),
-            generator, features=1)
+            generator,
+            features=1,
+        )

@@ -35,10 +35,19 @@ from tasks.training import fit_classifier
 def surrogate_cnn(channels: int, classes: int, width: int) -> nn.Module:
     """Three conv-BN-ReLU blocks (two of them downsampling), global pooling, a linear head."""
     return nn.Sequential(
-        nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.BatchNorm2d(4 * width),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, classes))
+        nn.Conv2d(channels, width, 3, padding=1),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1),
+        nn.BatchNorm2d(4 * width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * width, classes),
+    )
 
 
 class Ensemble(nn.Module):
@@ -58,14 +67,30 @@ class SurrogateAccess:
 
 
 @register_attack(
-    "lokt", modalities=("image",), access="label", version="1.0",
-    citation=Citation("Label-Only Model Inversion Attacks via Knowledge Transfer",
-                      "Nguyen et al.", "NeurIPS", 2023, "https://arxiv.org/abs/2310.19342"))
+    "lokt",
+    modalities=("image",),
+    access="label",
+    version="1.0",
+    citation=Citation(
+        "Label-Only Model Inversion Attacks via Knowledge Transfer",
+        "Nguyen et al.",
+        "NeurIPS",
+        2023,
+        "https://arxiv.org/abs/2310.19342",
+    ),
+)
 class LOKT(GMI):
     runs_on_gpu = False  # label-only: the oracle's releases and the surrogates stay on the host
 
-    def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator,
-            target_prior=None):
+    def run(
+        self,
+        access,
+        victims,
+        prior: GANPrior,
+        budget: dict,
+        generator: torch.Generator,
+        target_prior=None,
+    ):
         cfg = self.cfg
         net = prior.generator.eval()
         count = int(budget_of(access) * float(cfg["label_fraction"]))
@@ -73,19 +98,31 @@ class LOKT(GMI):
         images = render(net, latents)  # the transfer set, rendered once: labelled, then learnt
         labels = released_for_images(access, images).argmax(dim=1)
         seen = torch.bincount(labels, minlength=victims.num_classes).float()
-        balance = torch.where(seen > 0, len(labels) / (victims.num_classes * seen.clamp_min(1)),
-                              torch.zeros_like(seen))
+        balance = torch.where(
+            seen > 0,
+            len(labels) / (victims.num_classes * seen.clamp_min(1)),
+            torch.zeros_like(seen),
+        )
 
         def balanced(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(model(x), y, weight=balance)
 
         members = []
         for _ in range(int(cfg["surrogates"])):
-            member = surrogate_cnn(victims.image_shape[0], victims.num_classes,
-                                   int(cfg["surrogate_width"]))
-            fit_classifier(member, images, labels, epochs=int(cfg["surrogate_epochs"]),
-                           lr=float(cfg["surrogate_lr"]), batch_size=int(cfg["surrogate_batch"]),
-                           step_loss=balanced, desc="LOKT surrogate", progress=self.progress)
+            member = surrogate_cnn(
+                victims.image_shape[0], victims.num_classes, int(cfg["surrogate_width"])
+            )
+            fit_classifier(
+                member,
+                images,
+                labels,
+                epochs=int(cfg["surrogate_epochs"]),
+                lr=float(cfg["surrogate_lr"]),
+                batch_size=int(cfg["surrogate_batch"]),
+                step_loss=balanced,
+                desc="LOKT surrogate",
+                progress=self.progress,
+            )
             members.append(member.eval())
         ensemble = Ensemble(members)
         for parameter in ensemble.parameters():

@@ -25,12 +25,18 @@ from attacks.gmi import GMI
 from attacks.kedmi import KEDMI
 from attacks.plgmi import PLGMI
 from benchmark.devices import module_device, to_device
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
 from tasks.face_models import build_image_model
-from tasks.training import predict_in_batches, progress_bar
+from tasks.training import predict_in_batches
 
-LOMMA_CITATION = Citation("Re-thinking Model Inversion Attacks Against Deep Neural Networks",
-                          "Nguyen et al.", "CVPR", 2023, "https://arxiv.org/abs/2304.01669")
+LOMMA_CITATION = Citation(
+    "Re-thinking Model Inversion Attacks Against Deep Neural Networks",
+    "Nguyen et al.",
+    "CVPR",
+    2023,
+    "https://arxiv.org/abs/2304.01669",
+)
 
 
 class LOMMAStudents(nn.Module):
@@ -56,8 +62,18 @@ def captured_input(module: nn.Module):
         handle.remove()
 
 
-def distil(student: nn.Module, images: torch.Tensor, soft_targets: torch.Tensor, *, epochs: int,
-           lr: float, batch_size: int, temperature: float, desc: str, progress: bool) -> float:
+def distil(
+    student: nn.Module,
+    images: torch.Tensor,
+    soft_targets: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    temperature: float,
+    desc: str,
+    progress: bool,
+) -> float:
     """Knowledge distillation on public images: KL(p_T^tau || p_S^tau) * tau^2, on the
     student's device."""
     device = module_device(student)
@@ -70,12 +86,21 @@ def distil(student: nn.Module, images: torch.Tensor, soft_targets: torch.Tensor,
         for _ in range(epochs):
             order = torch.randperm(len(images), device=device)
             for start in range(0, len(images), batch_size):
-                batch = order[start:start + batch_size]
-                x = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5,
-                                images[batch].flip(-1), images[batch])
-                loss = F.kl_div(F.log_softmax(student(x) / temperature, dim=1),
-                                F.log_softmax(teacher_log[batch], dim=1), log_target=True,
-                                reduction="batchmean") * temperature ** 2
+                batch = order[start : start + batch_size]
+                x = torch.where(
+                    torch.rand(len(batch), 1, 1, 1, device=device) < 0.5,
+                    images[batch].flip(-1),
+                    images[batch],
+                )
+                loss = (
+                    F.kl_div(
+                        F.log_softmax(student(x) / temperature, dim=1),
+                        F.log_softmax(teacher_log[batch], dim=1),
+                        log_target=True,
+                        reduction="batchmean",
+                    )
+                    * temperature**2
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -94,10 +119,14 @@ class LOMMA:
 
     def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["lomma"]
-        students = [build_image_model(name, task.num_classes, task.image_shape, {})
-                    for name in settings["students"]]
-        return {**super().build_target_prior(task, target),
-                "lomma": LOMMAStudents(students, target.feature_dim)}
+        students = [
+            build_image_model(name, task.num_classes, task.image_shape, {})
+            for name in settings["students"]
+        ]
+        return {
+            **super().build_target_prior(task, target),
+            "lomma": LOMMAStudents(students, target.feature_dim),
+        }
 
     def train_target_prior(self, model, public, target, teacher, progress: bool) -> dict:
         if not isinstance(model, LOMMAStudents):
@@ -110,16 +139,23 @@ class LOMMA:
         soft = predict_in_batches(teacher, images)
         for i, student in enumerate(model.students):
             meta[f"student{i}_kd_loss"] = distil(
-                student, images, soft, epochs=int(settings["student_epochs"]),
-                lr=float(settings["student_lr"]), batch_size=int(settings["batch_size"]),
+                student,
+                images,
+                soft,
+                epochs=int(settings["student_epochs"]),
+                lr=float(settings["student_lr"]),
+                batch_size=int(settings["batch_size"]),
                 temperature=float(settings["temperature"]),
-                desc=f"LOMMA student {i} (public data)", progress=progress)
-            agreement = (predict_in_batches(student, images).argmax(1) == soft.argmax(1))
+                desc=f"LOMMA student {i} (public data)",
+                progress=progress,
+            )
+            agreement = predict_in_batches(student, images).argmax(1) == soft.argmax(1)
             meta[f"student{i}_agreement_public"] = agreement.float().mean().item()
         return meta
 
-    def identity_loss(self, access, images: torch.Tensor, labels: torch.Tensor,
-                      target_prior: dict) -> torch.Tensor:
+    def identity_loss(
+        self, access, images: torch.Tensor, labels: torch.Tensor, target_prior: dict
+    ) -> torch.Tensor:
         students = target_prior["lomma"]
         with captured_input(access.model.head) as box:
             logits = access.model(images)
@@ -127,23 +163,28 @@ class LOMMA:
         for student in students.students:
             per_model.append(-student(images).gather(1, labels[:, None]).squeeze(1))
         feature_term = (box["value"] - students.p_reg).pow(2).mean(dim=1)
-        return torch.stack(per_model).mean(dim=0) + float(self.cfg["lomma"]["lambda_reg"]) * \
-            feature_term
+        return (
+            torch.stack(per_model).mean(dim=0)
+            + float(self.cfg["lomma"]["lambda_reg"]) * feature_term
+        )
 
 
-@register_attack("lomma-gmi", modalities=("image",), access="whitebox", version="1.1",
-                 citation=LOMMA_CITATION)
+@register_attack(
+    "lomma-gmi", modalities=("image",), access="whitebox", version="1.1", citation=LOMMA_CITATION
+)
 class LOMMAGMI(LOMMA, GMI):
     """GMI with LOMMA's identity loss and augmented models."""
 
 
-@register_attack("lomma-kedmi", modalities=("image",), access="whitebox", version="1.1",
-                 citation=LOMMA_CITATION)
+@register_attack(
+    "lomma-kedmi", modalities=("image",), access="whitebox", version="1.1", citation=LOMMA_CITATION
+)
 class LOMMAKEDMI(LOMMA, KEDMI):
     """KEDMI with LOMMA's identity loss and augmented models."""
 
 
-@register_attack("lomma-plgmi", modalities=("image",), access="whitebox", version="1.1",
-                 citation=LOMMA_CITATION)
+@register_attack(
+    "lomma-plgmi", modalities=("image",), access="whitebox", version="1.1", citation=LOMMA_CITATION
+)
 class LOMMAPLGMI(LOMMA, PLGMI):
     """PLG-MI with LOMMA's identity loss (replacing the max-margin loss) and augmented models."""

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 from attacks._relaxed_adjacency import DenseGCN, RelaxedAdjacency, cosine_scores
 from benchmark.methods import Attack
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
-from tasks.training import progress_bar
 
 KNOWLEDGE = ("labels", "hidden", "posteriors")
 
@@ -44,29 +44,42 @@ def linear_cka(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @register_attack(
-    "mc-gra", modalities=("graph",), access="whitebox", version="1.0",
-    citation=Citation("On Strengthening and Defending Graph Reconstruction Attack with Markov "
-                      "Chain Approximation", "Zhou et al.", "ICML", 2023,
-                      "https://arxiv.org/abs/2306.09104"))
+    "mc-gra",
+    modalities=("graph",),
+    access="whitebox",
+    version="1.0",
+    citation=Citation(
+        "On Strengthening and Defending Graph Reconstruction Attack with Markov "
+        "Chain Approximation",
+        "Zhou et al.",
+        "ICML",
+        2023,
+        "https://arxiv.org/abs/2306.09104",
+    ),
+)
 class MCGRA(Attack):
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator):
         cfg = self.cfg
         knowledge = list(cfg["knowledge"])
         unknown = set(knowledge) - set(KNOWLEDGE)
         if unknown:
-            raise ValueError(f"mc-gra: unknown knowledge {sorted(unknown)}; choose from "
-                             f"{', '.join(KNOWLEDGE)}")
+            raise ValueError(
+                f"mc-gra: unknown knowledge {sorted(unknown)}; choose from {', '.join(KNOWLEDGE)}"
+            )
         x, labels = victims.features.float(), victims.labels
         n = len(labels)
         gcn = DenseGCN(access, x)
         observed_hidden = access.representations(victims.nodes) if "hidden" in knowledge else None
-        observed_posteriors = (access.probabilities(victims.nodes).detach()
-                               if "posteriors" in knowledge else None)
+        observed_posteriors = (
+            access.probabilities(victims.nodes).detach() if "posteriors" in knowledge else None
+        )
         adjacency = RelaxedAdjacency(n)
         pairs = n * (n - 1) / 2
         edge_budget = float(cfg["edge_budget_ratio"]) * victims.num_edges
-        weights = {name: float(cfg["weights"][name]) for name in ("supervised", "hidden",
-                                                                  "posteriors", "entropy")}
+        weights = {
+            name: float(cfg["weights"][name])
+            for name in ("supervised", "hidden", "posteriors", "entropy")
+        }
         sparsity, lr = float(cfg["sparsity"]), float(cfg["lr"])
         # Fused Adam: one pass over the n x n weights and moments per step.
         optimizer = torch.optim.Adam([adjacency.matrix], lr=lr, fused=True)
@@ -82,18 +95,20 @@ class MCGRA(Attack):
                 if observed_hidden is not None:
                     loss = loss - weights["hidden"] * linear_cka(hidden, observed_hidden)
                 if observed_posteriors is not None:
-                    loss = loss - weights["posteriors"] * linear_cka(torch.softmax(logits, 1),
-                                                                    observed_posteriors)
-                d_hidden, d_logits = torch.autograd.grad(loss, (hidden, logits),
-                                                         allow_unused=True,
-                                                         materialize_grads=True)
+                    loss = loss - weights["posteriors"] * linear_cka(
+                        torch.softmax(logits, 1), observed_posteriors
+                    )
+                d_hidden, d_logits = torch.autograd.grad(
+                    loss, (hidden, logits), allow_unused=True, materialize_grads=True
+                )
                 left, right = gcn.low_rank_gradient(state, d_logits, d_hidden)
                 with torch.no_grad():
                     # pair gradient G + G^T of G = U V^T, as one product [U V] [V U]^T
                     grad = torch.cat([left, right], 1) @ torch.cat([right, left], 1).T
                     # d/da of the mean binary entropy h(a) is -logit(a) / #pairs
-                    grad.sub_(torch.logit(adjacency.matrix, eps=1e-4),
-                              alpha=weights["entropy"] / pairs)
+                    grad.sub_(
+                        torch.logit(adjacency.matrix, eps=1e-4), alpha=weights["entropy"] / pairs
+                    )
                     norm = float(adjacency.matrix.norm()) / math.sqrt(2)
                     if norm > 0:
                         grad.add_(adjacency.matrix, alpha=sparsity / norm)
@@ -103,8 +118,12 @@ class MCGRA(Attack):
                 adjacency.project(edge_budget)
                 bar.update()
         final = gcn.forward(adjacency.matrix)
-        scores = (adjacency.matrix + cosine_scores(x) + cosine_scores(final["hidden"])
-                  + cosine_scores(torch.softmax(final["logits"], 1)))
+        scores = (
+            adjacency.matrix
+            + cosine_scores(x)
+            + cosine_scores(final["hidden"])
+            + cosine_scores(torch.softmax(final["logits"], 1))
+        )
         if observed_hidden is not None:
             scores += cosine_scores(observed_hidden)
         if observed_posteriors is not None:

@@ -28,15 +28,23 @@ from __future__ import annotations
 
 import torch
 
-from attacks._black_box import (FLOOR, as_reconstructions, log_confidence, released, render,
-                                sample_latents, search_setup)
+from attacks._black_box import (
+    FLOOR,
+    as_reconstructions,
+    log_confidence,
+    released,
+    render,
+    sample_latents,
+    search_setup,
+)
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
 
-def initial_population(scores: torch.Tensor, pool: torch.Tensor, labels: torch.Tensor,
-                       per_class: int, population: int) -> tuple[torch.Tensor, torch.Tensor]:
+def initial_population(
+    scores: torch.Tensor, pool: torch.Tensor, labels: torch.Tensor, per_class: int, population: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For chain j of identity y (chains ordered identity by identity), the pool's latents of
     ranks j, j + per_class, j + 2 per_class, ... by f: the searches of one identity start from
     disjoint populations. Returns latents [chains, population, d] and their fitness."""
@@ -50,10 +58,18 @@ def initial_population(scores: torch.Tensor, pool: torch.Tensor, labels: torch.T
 
 
 @register_attack(
-    "mirror-b", modalities=("image",), access="scores", version="1.0",
-    citation=Citation("MIRROR: Model Inversion for Deep Learning Network with High Fidelity",
-                      "An et al.", "NDSS", 2022,
-                      "https://www.ndss-symposium.org/ndss-paper/auto-draft-203/"))
+    "mirror-b",
+    modalities=("image",),
+    access="scores",
+    version="1.0",
+    citation=Citation(
+        "MIRROR: Model Inversion for Deep Learning Network with High Fidelity",
+        "An et al.",
+        "NDSS",
+        2022,
+        "https://www.ndss-symposium.org/ndss-paper/auto-draft-203/",
+    ),
+)
 class MirrorBlackBox(UsesGANPrior, Attack):
     @torch.no_grad()
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
@@ -62,8 +78,9 @@ class MirrorBlackBox(UsesGANPrior, Attack):
         chains, z_dim, clip = len(labels), prior.z_dim, float(cfg["clip"])
         pool_size = max(int(queries * float(cfg["pool_fraction"])), victims.per_class * 2)
         generations = int(cfg["generations"])
-        population = min(int(cfg["population"]),
-                         max(2, (queries - pool_size) // (chains * generations) + 1))
+        population = min(
+            int(cfg["population"]), max(2, (queries - pool_size) // (chains * generations) + 1)
+        )
 
         pool = sample_latents(pool_size, z_dim, clip, generator)
         pool_scores = released(access, net, pool).clamp_min(FLOOR).log()  # f for every class
@@ -81,20 +98,23 @@ class MirrorBlackBox(UsesGANPrior, Attack):
             ids = active.nonzero().squeeze(1)
             children = self.breed(z[ids], fitness[ids], generator, clip)
             child_labels = labels[ids].repeat_interleave(population - 1)
-            child_fitness = log_confidence(released(access, net, children.flatten(0, 1)),
-                                           child_labels).view(len(ids), population - 1)
+            child_fitness = log_confidence(
+                released(access, net, children.flatten(0, 1)), child_labels
+            ).view(len(ids), population - 1)
             z[ids, 1:], fitness[ids, 1:] = children, child_fitness
         best = fitness.argmax(dim=1)
         return as_reconstructions(render(net, z[torch.arange(chains), best]), victims)
 
-    def breed(self, z: torch.Tensor, fitness: torch.Tensor, generator: torch.Generator,
-              clip: float) -> torch.Tensor:
+    def breed(
+        self, z: torch.Tensor, fitness: torch.Tensor, generator: torch.Generator, clip: float
+    ) -> torch.Tensor:
         """``population - 1`` children per chain: fitness-proportional (softmax) parents,
         confidence-weighted uniform crossover, uniform mutation, clipping (Sec. IV-C)."""
         chains, population, z_dim = z.shape
         n = population - 1
-        parents = torch.multinomial(torch.softmax(fitness, dim=1), 2 * n, replacement=True,
-                                    generator=generator)
+        parents = torch.multinomial(
+            torch.softmax(fitness, dim=1), 2 * n, replacement=True, generator=generator
+        )
         first, second = parents[:, :n], parents[:, n:]
         rows = torch.arange(chains)[:, None]
         confidence = fitness.exp()
@@ -103,5 +123,6 @@ class MirrorBlackBox(UsesGANPrior, Attack):
         children = torch.where(take_first, z[rows, first], z[rows, second])
         mutate = torch.rand(children.shape, generator=generator) < float(self.cfg["mutation_prob"])
         noise = (torch.rand(children.shape, generator=generator) * 2 - 1) * float(
-            self.cfg["mutation_scale"])
+            self.cfg["mutation_scale"]
+        )
         return (children + mutate * noise).clamp(-clip, clip)

@@ -20,14 +20,25 @@ from benchmark.registry import Citation, register_attack
 
 
 def text_example(text: str, prompt: str | None = None) -> Example:
-    return Example([word for _, word in split_words(text)],
-                   prompt=None if prompt is None else split_words(prompt))
+    return Example(
+        [word for _, word in split_words(text)],
+        prompt=None if prompt is None else split_words(prompt),
+    )
 
 
 @register_attack(
-    "output2prompt", modalities=("text",), access="label", version="1.0",
-    citation=Citation("Extracting Prompts by Inverting LLM Outputs", "Zhang et al.",
-                      "EMNLP", 2024, "https://arxiv.org/abs/2405.15012"))
+    "output2prompt",
+    modalities=("text",),
+    access="label",
+    version="1.0",
+    citation=Citation(
+        "Extracting Prompts by Inverting LLM Outputs",
+        "Zhang et al.",
+        "EMNLP",
+        2024,
+        "https://arxiv.org/abs/2405.15012",
+    ),
+)
 class Output2Prompt(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         return invert_from_public(oracle, victims, self.cfg, text_example, generator)

@@ -25,8 +25,9 @@ from attacks.gan_prior import Generator, downsampling_layers
 from attacks.gmi import IdentityLoss
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
-from tasks.training import predict_in_batches, progress_bar
+from tasks.training import predict_in_batches
 
 
 class ConditionalGenerator(nn.Module):
@@ -57,8 +58,7 @@ class ProjectionDiscriminator(nn.Module):
 class PLGMIPrior(nn.Module):
     version = "2"  # 2: pseudo-labels from the target in eval mode
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int,
-                 width: int):
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int, width: int):
         super().__init__()
         channels, size, _ = image_shape
         self.generator = ConditionalGenerator(z_dim, num_classes, channels, size, width)
@@ -75,10 +75,18 @@ def top_n_pseudo_labels(probs: torch.Tensor, n: int) -> tuple[torch.Tensor, torc
 
 
 @register_attack(
-    "plgmi", modalities=("image",), access="whitebox", version="1.1",
-    citation=Citation("Pseudo Label-Guided Model Inversion Attack via Conditional Generative "
-                      "Adversarial Network", "Yuan et al.", "AAAI", 2023,
-                      "https://arxiv.org/abs/2302.09814"))
+    "plgmi",
+    modalities=("image",),
+    access="whitebox",
+    version="1.1",
+    citation=Citation(
+        "Pseudo Label-Guided Model Inversion Attack via Conditional Generative Adversarial Network",
+        "Yuan et al.",
+        "AAAI",
+        2023,
+        "https://arxiv.org/abs/2302.09814",
+    ),
+)
 class PLGMI(IdentityLoss, Attack):
     runs_on_gpu = True
 
@@ -87,11 +95,15 @@ class PLGMI(IdentityLoss, Attack):
 
     def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["target_prior"]
-        return {"target_prior": PLGMIPrior(task.image_shape, task.num_classes,
-                                       int(settings["z_dim"]), int(settings["width"]))}
+        return {
+            "target_prior": PLGMIPrior(
+                task.image_shape, task.num_classes, int(settings["z_dim"]), int(settings["width"])
+            )
+        }
 
-    def train_target_prior(self, model: PLGMIPrior, public, target, teacher,
-                           progress: bool) -> dict:
+    def train_target_prior(
+        self, model: PLGMIPrior, public, target, teacher, progress: bool
+    ) -> dict:
         settings = self.cfg["target_prior"]
         freeze(target)
         device = module_device(model)
@@ -99,22 +111,28 @@ class PLGMI(IdentityLoss, Attack):
         index, pseudo = top_n_pseudo_labels(probs, int(settings["top_n"]))
         images = to_device(public.images, device)[index]
         generator, discriminator = model.generator, model.discriminator
-        lr, alpha, batch = float(settings["lr"]), float(settings["alpha"]), \
-            int(settings["batch_size"])
+        lr, alpha, batch = (
+            float(settings["lr"]),
+            float(settings["alpha"]),
+            int(settings["batch_size"]),
+        )
         opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.9))
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.0, 0.9))
         num_classes = probs.shape[1]
         generator.train()
-        with progress_bar(int(settings["steps"]), "PLG-MI cGAN (pseudo-labelled public data)",
-                          progress) as bar:
+        with progress_bar(
+            int(settings["steps"]), "PLG-MI cGAN (pseudo-labelled public data)", progress
+        ) as bar:
             for _ in range(int(settings["steps"])):
                 pick = torch.randint(len(images), (batch,), device=device)
                 real, real_y = images[pick], pseudo[pick]
                 fake_y = torch.randint(num_classes, (batch,), device=device)
                 with torch.no_grad():
                     fake = generator(torch.randn(batch, model.z_dim, device=device), fake_y)
-                d_loss = (F.relu(1 - discriminator(real, real_y)).mean()
-                          + F.relu(1 + discriminator(fake, fake_y)).mean())
+                d_loss = (
+                    F.relu(1 - discriminator(real, real_y)).mean()
+                    + F.relu(1 + discriminator(fake, fake_y)).mean()
+                )
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
@@ -126,26 +144,43 @@ class PLGMI(IdentityLoss, Attack):
                 opt_g.step()
                 bar.update()
         model.eval()
-        return {"discriminator_loss": d_loss.item(), "generator_loss": g_loss.item(),
-                "inversion_loss": inversion.item(), "pseudo_labelled_images": len(images)}
+        return {
+            "discriminator_loss": d_loss.item(),
+            "generator_loss": g_loss.item(),
+            "inversion_loss": inversion.item(),
+            "pseudo_labelled_images": len(images),
+        }
 
-    def run(self, access, victims, prior, budget: dict, generator: torch.Generator,
-            target_prior=None):
+    def run(
+        self, access, victims, prior, budget: dict, generator: torch.Generator, target_prior=None
+    ):
         gan = self.own_prior(target_prior)
         generator_net = freeze(gan.generator)
         labels = victims.classes.to(self.device).repeat_interleave(victims.per_class)
-        z = torch.randn(len(labels), gan.z_dim, generator=generator,
-                        device=self.device).requires_grad_(True)
+        z = torch.randn(
+            len(labels), gan.z_dim, generator=generator, device=self.device
+        ).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=float(self.cfg["lr"]))
 
         def loss() -> torch.Tensor:
             images = generator_net(z, labels)
-            return sum(self.identity_loss(access, random_augment(images, generator=generator),
-                                          labels, target_prior)
-                       for _ in range(int(self.cfg["augmentations"])))
+            return sum(
+                self.identity_loss(
+                    access, random_augment(images, generator=generator), labels, target_prior
+                )
+                for _ in range(int(self.cfg["augmentations"]))
+            )
 
-        search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc=self.cfg["name"], progress=self.progress, amp=self.amp)
+        search_latents(
+            [z],
+            loss,
+            steps=int(budget["steps"]),
+            optimizer=optimizer,
+            desc=self.cfg["name"],
+            progress=self.progress,
+            amp=self.amp,
+        )
         with torch.no_grad():
-            return generator_net(z, labels).view(len(victims.classes), victims.per_class,
-                                                 *victims.image_shape)
+            return generator_net(z, labels).view(
+                len(victims.classes), victims.per_class, *victims.image_shape
+            )

@@ -24,9 +24,18 @@ from benchmark.registry import Citation, register_attack
 
 
 @register_attack(
-    "ppa", modalities=("image",), access="whitebox", version="1.0",
-    citation=Citation("Plug & Play Attacks: Towards Robust and Flexible Model Inversion Attacks",
-                      "Struppek et al.", "ICML", 2022, "https://arxiv.org/abs/2201.12179"))
+    "ppa",
+    modalities=("image",),
+    access="whitebox",
+    version="1.0",
+    citation=Citation(
+        "Plug & Play Attacks: Towards Robust and Flexible Model Inversion Attacks",
+        "Struppek et al.",
+        "ICML",
+        2022,
+        "https://arxiv.org/abs/2201.12179",
+    ),
+)
 class PPA(UsesGANPrior, Attack):
     runs_on_gpu = True
 
@@ -35,8 +44,9 @@ class PPA(UsesGANPrior, Attack):
         identities, per = len(victims.classes), victims.per_class
         factor = int(self.cfg["candidates_per_sample"])
         labels = victims.classes.to(self.device).repeat_interleave(per * factor)
-        z = torch.randn(len(labels), prior.z_dim, generator=generator,
-                        device=self.device).requires_grad_(True)
+        z = torch.randn(
+            len(labels), prior.z_dim, generator=generator, device=self.device
+        ).requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=float(self.cfg["lr"]))
         clip = float(self.cfg["clip"])
 
@@ -44,15 +54,26 @@ class PPA(UsesGANPrior, Attack):
             images = random_augment(generator_net(z), generator=generator)
             return poincare_loss(access.model(images), labels)
 
-        search_latents([z], loss, steps=int(budget["steps"]), optimizer=optimizer,
-                       desc="ppa", progress=self.progress, amp=self.amp,
-                       after_step=lambda: z.clamp_(-clip, clip))
+        search_latents(
+            [z],
+            loss,
+            steps=int(budget["steps"]),
+            optimizer=optimizer,
+            desc="ppa",
+            progress=self.progress,
+            amp=self.amp,
+            after_step=lambda: z.clamp_(-clip, clip),
+        )
         with torch.no_grad():
             candidates = generator_net(z)
-            confidence = torch.stack([
-                F.softmax(access.model(random_augment(candidates, generator=generator)), dim=1)
-                .gather(1, labels[:, None]).squeeze(1)
-                for _ in range(int(self.cfg["selection_views"]))]).mean(dim=0)
+            confidence = torch.stack(
+                [
+                    F.softmax(access.model(random_augment(candidates, generator=generator)), dim=1)
+                    .gather(1, labels[:, None])
+                    .squeeze(1)
+                    for _ in range(int(self.cfg["selection_views"]))
+                ]
+            ).mean(dim=0)
             best = confidence.view(identities, per * factor).topk(per, dim=1).indices
             candidates = candidates.view(identities, per * factor, *victims.image_shape)
             return torch.stack([candidates[i, best[i]] for i in range(identities)])

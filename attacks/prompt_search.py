@@ -26,15 +26,15 @@ import torch
 
 from attacks._text import PublicBigram, bos_id, public_prompts, same_length_pool
 from benchmark.methods import Attack
+from benchmark.progress import progress_bar
 from benchmark.registry import register_attack
 from metrics.text_overlap import LM_INVERSION
 from tasks.text import kl_divergence
-from tasks.training import progress_bar
 
 
 @register_attack(
-    "prompt-search", modalities=("text",), access="scores", version="1.0",
-    citation=LM_INVERSION)
+    "prompt-search", modalities=("text",), access="scores", version="1.0", citation=LM_INVERSION
+)
 class PromptSearch(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         tokenizer = victims.tokenizer
@@ -42,13 +42,18 @@ class PromptSearch(Attack):
         counts = Counter(token for ids in public for token in ids)
         public_vocab = [t for t, _ in counts.most_common(int(self.cfg["public_vocab"]))]
         per_prompt = (oracle.remaining() or 0) // len(victims.observed)
-        bigram = PublicBigram(public, victims.observed.shape[1], bos_id(tokenizer),
-                              float(self.cfg["bigram_smoothing"]))
+        bigram = PublicBigram(
+            public,
+            victims.observed.shape[1],
+            bos_id(tokenizer),
+            float(self.cfg["bigram_smoothing"]),
+        )
         fluency = float(self.cfg["fluency"])
 
         def score(observed, prompts, released) -> torch.Tensor:
-            return (kl_divergence(observed[None], released)
-                    + fluency * bigram.nll(torch.tensor(prompts)))
+            return kl_divergence(observed[None], released) + fluency * bigram.nll(
+                torch.tensor(prompts)
+            )
 
         answers = []
         with progress_bar(len(victims.observed), "prompt-search", self.progress) as bar:
@@ -56,8 +61,15 @@ class PromptSearch(Attack):
                 pool = same_length_pool(public, length, int(self.cfg["init_pool"]))
                 leaked = observed.topk(int(self.cfg["observed_topk"])).indices.tolist()
                 candidates = list(dict.fromkeys(public_vocab + leaked))
-                best = self._search(oracle, observed, pool, candidates,
-                                    int(self.cfg["beam_width"]), per_prompt, score)
+                best = self._search(
+                    oracle,
+                    observed,
+                    pool,
+                    candidates,
+                    int(self.cfg["beam_width"]),
+                    per_prompt,
+                    score,
+                )
                 answers.append(tokenizer.decode(best))
                 bar.update()
         return answers
@@ -73,8 +85,13 @@ class PromptSearch(Attack):
         while improved:
             improved = False
             for position in range(max(len(b) for _, b in beams)):
-                trials = [b[:position] + [t] + b[position + 1:] for _, b in beams
-                          if position < len(b) for t in candidates if t != b[position]]
+                trials = [
+                    b[:position] + [t] + b[position + 1 :]
+                    for _, b in beams
+                    if position < len(b)
+                    for t in candidates
+                    if t != b[position]
+                ]
                 if not trials or len(trials) > queries:
                     return beams[0][1]
                 queries -= len(trials)

@@ -33,9 +33,18 @@ def most_common_prompt(prompts: list[str], candidates: int) -> str:
 
 
 @register_attack(
-    "public-prompt", modalities=("text", "embedding"), access="none", version="1.0",
-    citation=Citation("Language Model Inversion (the constant-answer baseline)",
-                      "Morris et al.", "ICLR", 2024, "https://arxiv.org/abs/2311.13647"))
+    "public-prompt",
+    modalities=("text", "embedding"),
+    access="none",
+    version="1.0",
+    citation=Citation(
+        "Language Model Inversion (the constant-answer baseline)",
+        "Morris et al.",
+        "ICLR",
+        2024,
+        "https://arxiv.org/abs/2311.13647",
+    ),
+)
 class PublicPrompt(Attack):
     def run(self, access, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         answer = most_common_prompt(public_texts(victims), int(self.cfg["candidates"]))

@@ -30,27 +30,50 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks._text import (WhiteBoxPromptInversion, inversion_objective, prompt_log_probs,
-                           soft_prompt_log_probs)
+from attacks._text import (
+    WhiteBoxPromptInversion,
+    inversion_objective,
+    prompt_log_probs,
+    soft_prompt_log_probs,
+)
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_attack
-from tasks.training import progress_bar
 
 
 @register_attack(
-    "relaxed-invert", modalities=("text",), access="whitebox", version="1.0",
-    citation=Citation("GPT, But Backwards: Exactly Inverting Language Model Outputs",
-                      "Skapars et al.", "arXiv", 2025, "https://arxiv.org/abs/2507.01693"))
+    "relaxed-invert",
+    modalities=("text",),
+    access="whitebox",
+    version="1.0",
+    citation=Citation(
+        "GPT, But Backwards: Exactly Inverting Language Model Outputs",
+        "Skapars et al.",
+        "arXiv",
+        2025,
+        "https://arxiv.org/abs/2507.01693",
+    ),
+)
 class RelaxedInvert(WhiteBoxPromptInversion):
-    def _invert(self, model, bos: int, observed: torch.Tensor, length: int, queries: int,
-                starts: list[list[int]], generator: torch.Generator) -> torch.Tensor:
+    def _invert(
+        self,
+        model,
+        bos: int,
+        observed: torch.Tensor,
+        length: int,
+        queries: int,
+        starts: list[list[int]],
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         prompts, restarts, vocab = len(observed), int(self.cfg["restarts"]), observed.shape[1]
         every = int(self.cfg["project_every"])
         rows = prompts * restarts
         steps = int(queries // (rows * (1 + 1 / every)))
         if steps < every:
-            raise ValueError(f"relaxed-invert: {queries} queries buy {steps} steps for "
-                             f"{prompts} prompts x {restarts} restarts; raise the suite's "
-                             f"queries or lower attack.restarts")
+            raise ValueError(
+                f"relaxed-invert: {queries} queries buy {steps} steps for "
+                f"{prompts} prompts x {restarts} restarts; raise the suite's "
+                f"queries or lower attack.restarts"
+            )
         std, tau = float(self.cfg["init_std"]), float(self.cfg["temperature"])
         fluency = float(self.cfg["fluency"])
         scale = float(self.cfg["init_public"])
@@ -59,24 +82,31 @@ class RelaxedInvert(WhiteBoxPromptInversion):
             """Noise around the one-hot of random public prompts (``init_public`` x one-hot)."""
             pick = torch.randint(len(starts), (count,), generator=generator)
             ids = torch.tensor([starts[i] for i in pick.tolist()]).view(count, length)
-            return (torch.randn(count, length, vocab, generator=generator) * std
-                    + scale * F.one_hot(ids, vocab).float())
+            return (
+                torch.randn(count, length, vocab, generator=generator) * std
+                + scale * F.one_hot(ids, vocab).float()
+            )
 
         theta = initial(rows).requires_grad_()
-        optimizer = torch.optim.AdamW([theta], lr=float(self.cfg["lr"]),
-                                      betas=tuple(self.cfg["betas"]),
-                                      weight_decay=float(self.cfg["weight_decay"]))
+        optimizer = torch.optim.AdamW(
+            [theta],
+            lr=float(self.cfg["lr"]),
+            betas=tuple(self.cfg["betas"]),
+            weight_decay=float(self.cfg["weight_decay"]),
+        )
         target = observed.repeat_interleave(restarts, dim=0)
         best_kl = torch.full((prompts,), float("inf"))
         best = torch.zeros(prompts, length, dtype=torch.long)
         own_best = torch.full((rows,), float("inf"))
         stale = torch.zeros(rows, dtype=torch.long)
-        with progress_bar(steps, f"relaxed-invert ({prompts} prompts of {length} tokens)",
-                          self.progress) as bar:
+        with progress_bar(
+            steps, f"relaxed-invert ({prompts} prompts of {length} tokens)", self.progress
+        ) as bar:
             for step in range(steps):
                 weights = torch.softmax(theta / tau, -1)
-                loss = inversion_objective(target, soft_prompt_log_probs(model, weights, bos),
-                                           weights, fluency).sum()
+                loss = inversion_objective(
+                    target, soft_prompt_log_probs(model, weights, bos), weights, fluency
+                ).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([theta], float(self.cfg["clip"]))
@@ -84,8 +114,12 @@ class RelaxedInvert(WhiteBoxPromptInversion):
                 if (step + 1) % every == 0:
                     with torch.no_grad():
                         ids = theta.argmax(-1)
-                        kl = inversion_objective(target, prompt_log_probs(model, ids, bos),
-                                                 F.one_hot(ids, vocab).float(), fluency)
+                        kl = inversion_objective(
+                            target,
+                            prompt_log_probs(model, ids, bos),
+                            F.one_hot(ids, vocab).float(),
+                            fluency,
+                        )
                         per_prompt = kl.view(prompts, restarts)
                         low, which = per_prompt.min(dim=1)
                         better = low < best_kl

@@ -47,10 +47,14 @@ class AgentMLP(nn.Module):
         self.biases = nn.ParameterList()
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = 1 / math.sqrt(fan_in)  # nn.Linear's default initialisation
-            self.weights.append(nn.Parameter(
-                (torch.rand(agents, fan_in, fan_out, generator=generator) * 2 - 1) * bound))
-            self.biases.append(nn.Parameter(
-                (torch.rand(agents, 1, fan_out, generator=generator) * 2 - 1) * bound))
+            self.weights.append(
+                nn.Parameter(
+                    (torch.rand(agents, fan_in, fan_out, generator=generator) * 2 - 1) * bound
+                )
+            )
+            self.biases.append(
+                nn.Parameter((torch.rand(agents, 1, fan_out, generator=generator) * 2 - 1) * bound)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
@@ -68,7 +72,8 @@ class Agents(nn.Module):
         super().__init__()
         self.actor = AgentMLP(agents, [z_dim, hidden, hidden, 2 * z_dim], generator)
         self.critics = nn.ModuleList(
-            AgentMLP(agents, [2 * z_dim, hidden, hidden, 1], generator) for _ in range(2))
+            AgentMLP(agents, [2 * z_dim, hidden, hidden, 1], generator) for _ in range(2)
+        )
         self.log_alpha = nn.Parameter(torch.zeros(agents, 1))
         self.target_entropy = -float(z_dim)
 
@@ -76,12 +81,19 @@ class Agents(nn.Module):
         """A sampled action and its log-probability (tanh change of variables)."""
         mean, log_std = self.actor(state).chunk(2, dim=-1)
         std = log_std.clamp(-20, 2).exp()
-        noise = torch.randn(mean.shape, generator=generator) if generator is not None \
+        noise = (
+            torch.randn(mean.shape, generator=generator)
+            if generator is not None
             else torch.randn_like(mean)
+        )
         raw = mean + std * noise
         action = torch.tanh(raw)
-        log_prob = (-0.5 * noise.pow(2) - std.log() - 0.5 * math.log(2 * math.pi)
-                    - torch.log(1 - action.pow(2) + 1e-6)).sum(-1)
+        log_prob = (
+            -0.5 * noise.pow(2)
+            - std.log()
+            - 0.5 * math.log(2 * math.pi)
+            - torch.log(1 - action.pow(2) + 1e-6)
+        ).sum(-1)
         return action, log_prob
 
     def q(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -91,8 +103,9 @@ class Agents(nn.Module):
     def update(self, state, action, reward, optimizers) -> None:
         critic_opt, actor_opt, alpha_opt = optimizers
         joint = torch.cat([state, action], dim=-1)
-        critic_loss = sum((critic(joint).squeeze(-1) - reward).pow(2).mean()
-                          for critic in self.critics)
+        critic_loss = sum(
+            (critic(joint).squeeze(-1) - reward).pow(2).mean() for critic in self.critics
+        )
         critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         critic_opt.step()
@@ -110,21 +123,38 @@ class Agents(nn.Module):
         alpha_opt.step()
 
 
-def rlbmi_reward(probs_state: torch.Tensor, probs_action: torch.Tensor, labels: torch.Tensor,
-                 weights: tuple[float, float, float], eps: float = 1e-7) -> torch.Tensor:
+def rlbmi_reward(
+    probs_state: torch.Tensor,
+    probs_action: torch.Tensor,
+    labels: torch.Tensor,
+    weights: tuple[float, float, float],
+    eps: float = 1e-7,
+) -> torch.Tensor:
     """Eqs. 3-6: confidence of the next state and of the action, and the state's margin."""
     own = probs_state.gather(-1, labels[..., None]).squeeze(-1)
     others = probs_state.scatter(-1, labels[..., None], float("-inf")).amax(dim=-1)
     action_own = probs_action.gather(-1, labels[..., None]).squeeze(-1)
     w1, w2, w3 = weights
-    return (w1 * own.clamp_min(FLOOR).log() + w2 * action_own.clamp_min(FLOOR).log()
-            + w3 * (own - others).clamp_min(eps).log())
+    return (
+        w1 * own.clamp_min(FLOOR).log()
+        + w2 * action_own.clamp_min(FLOOR).log()
+        + w3 * (own - others).clamp_min(eps).log()
+    )
 
 
 @register_attack(
-    "rlbmi", modalities=("image",), access="scores", version="1.0",
-    citation=Citation("Reinforcement Learning-Based Black-Box Model Inversion Attacks",
-                      "Han et al.", "CVPR", 2023, "https://arxiv.org/abs/2304.04625"))
+    "rlbmi",
+    modalities=("image",),
+    access="scores",
+    version="1.0",
+    citation=Citation(
+        "Reinforcement Learning-Based Black-Box Model Inversion Attacks",
+        "Han et al.",
+        "CVPR",
+        2023,
+        "https://arxiv.org/abs/2304.04625",
+    ),
+)
 class RLBMI(UsesGANPrior, Attack):
     def run(self, access, victims, prior: GANPrior, budget: dict, generator: torch.Generator):
         cfg = self.cfg
@@ -141,11 +171,16 @@ class RLBMI(UsesGANPrior, Attack):
 
         model = Agents(agents, z_dim, int(cfg["hidden"]), generator)
         lr = float(cfg["lr"])
-        optimizers = (torch.optim.Adam(model.critics.parameters(), lr=lr),
-                      torch.optim.Adam(model.actor.parameters(), lr=lr),
-                      torch.optim.Adam([model.log_alpha], lr=lr))
-        buffer = {"state": torch.empty(agents, 0, z_dim), "action": torch.empty(agents, 0, z_dim),
-                  "reward": torch.empty(agents, 0)}
+        optimizers = (
+            torch.optim.Adam(model.critics.parameters(), lr=lr),
+            torch.optim.Adam(model.actor.parameters(), lr=lr),
+            torch.optim.Adam([model.log_alpha], lr=lr),
+        )
+        buffer = {
+            "state": torch.empty(agents, 0, z_dim),
+            "action": torch.empty(agents, 0, z_dim),
+            "reward": torch.empty(agents, 0),
+        }
         best_z = torch.zeros(agents, per_class, z_dim)
         best_score = torch.full((agents, per_class), -1.0)
         labels = classes[:, None]
@@ -157,8 +192,11 @@ class RLBMI(UsesGANPrior, Attack):
                 action, _ = model.act(state, generator)
             next_state = mix * state + (1 - mix) * action
             probs_state = released(access, net, next_state.flatten(0, 1)).view(agents, count, -1)
-            probs_action = probs_state if mix == 0 else released(
-                access, net, action.flatten(0, 1)).view(agents, count, -1)
+            probs_action = (
+                probs_state
+                if mix == 0
+                else released(access, net, action.flatten(0, 1)).view(agents, count, -1)
+            )
             reward = rlbmi_reward(probs_state, probs_action, labels.expand(-1, count), weights)
             for key, value in (("state", state), ("action", action), ("reward", reward)):
                 buffer[key] = torch.cat([buffer[key], value], dim=1)
@@ -167,14 +205,17 @@ class RLBMI(UsesGANPrior, Attack):
             merged_score = torch.cat([best_score, score], dim=1)
             top = merged_score.topk(per_class, dim=1).indices
             best_z = torch.cat([best_z, next_state], dim=1).gather(
-                1, top[..., None].expand(-1, -1, z_dim))
+                1, top[..., None].expand(-1, -1, z_dim)
+            )
             best_score = merged_score.gather(1, top)
             played += count
             size = buffer["reward"].shape[1]
             for _ in range(int(cfg["updates_per_round"])):
-                pick = torch.randint(size, (agents, min(int(cfg["batch_size"]), size)),
-                                     generator=generator)
+                pick = torch.randint(
+                    size, (agents, min(int(cfg["batch_size"]), size)), generator=generator
+                )
                 own = torch.arange(agents)[:, None]  # each agent samples its own buffer
-                model.update(*(buffer[key][own, pick] for key in ("state", "action", "reward")),
-                             optimizers)
+                model.update(
+                    *(buffer[key][own, pick] for key in ("state", "action", "reward")), optimizers
+                )
         return as_reconstructions(render(net, best_z.flatten(0, 1)), victims)

@@ -30,8 +30,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks._embedding_decoder import (EmbeddingDecoder, WordTokenizer, beam_decode, fit_decoder,
-                                        fit_inverter, training_texts)
+from attacks._embedding_decoder import (
+    EmbeddingDecoder,
+    WordTokenizer,
+    beam_decode,
+    fit_decoder,
+    fit_inverter,
+    training_texts,
+)
 from benchmark.methods import Attack
 from benchmark.registry import register_attack
 from tasks.embeddings import VEC2TEXT
@@ -42,8 +48,9 @@ def correction_condition(target: torch.Tensor, hypothesis: torch.Tensor) -> torc
     return torch.cat([target, hypothesis, target - hypothesis], dim=-1)
 
 
-@register_attack("vec2text", modalities=("embedding",), access="scores", version="1.0",
-                 citation=VEC2TEXT)
+@register_attack(
+    "vec2text", modalities=("embedding",), access="scores", version="1.0", citation=VEC2TEXT
+)
 class Vec2Text(Attack):
     def run(self, oracle, victims, prior, budget: dict, generator: torch.Generator) -> list[str]:
         # one query per text and one per its hypothesis
@@ -55,41 +62,64 @@ class Vec2Text(Attack):
         # half's hypotheses: the corrector learns from the errors a hypothesizer makes on texts
         # it has not seen, the errors it will meet on the private ones.
         folds = [torch.arange(fold, len(texts), 2) for fold in (0, 1)]
-        bases = [fit_inverter([texts[i] for i in fold], embeddings[fold], self.cfg, generator,
-                              tokenizer) for fold in folds]
+        bases = [
+            fit_inverter([texts[i] for i in fold], embeddings[fold], self.cfg, generator, tokenizer)
+            for fold in folds
+        ]
         hypotheses = [""] * len(texts)
         for base, other in zip(bases, reversed(folds)):
             for i, text in zip(other.tolist(), base.invert(embeddings[other], 1, max_tokens)):
                 hypotheses[i] = text
-        corrector = warm_started_corrector(bases[0].decoder, embeddings.shape[1],
-                                           self.cfg["decoder"])
-        fit_decoder(corrector, correction_condition(embeddings, oracle(hypotheses)),
-                    bases[0].contexts(hypotheses, max_tokens),
-                    bases[0].encode(texts), bases[0].eos,
-                    {**self.cfg["decoder"], "epochs": self.cfg["corrector_epochs"]}, generator)
-        first = [base.invert(victims.observed, int(self.cfg["beam"]), max_tokens)
-                 for base in bases]
-        return self._correct(oracle, victims.observed, [list(pair) for pair in zip(*first)],
-                             bases[0], corrector)
+        corrector = warm_started_corrector(
+            bases[0].decoder, embeddings.shape[1], self.cfg["decoder"]
+        )
+        fit_decoder(
+            corrector,
+            correction_condition(embeddings, oracle(hypotheses)),
+            bases[0].contexts(hypotheses, max_tokens),
+            bases[0].encode(texts),
+            bases[0].eos,
+            {**self.cfg["decoder"], "epochs": self.cfg["corrector_epochs"]},
+            generator,
+        )
+        first = [base.invert(victims.observed, int(self.cfg["beam"]), max_tokens) for base in bases]
+        return self._correct(
+            oracle, victims.observed, [list(pair) for pair in zip(*first)], bases[0], corrector
+        )
 
-    def _correct(self, oracle, targets: torch.Tensor, first: list[list[str]], base,
-                 corrector: EmbeddingDecoder) -> list[str]:
+    def _correct(
+        self,
+        oracle,
+        targets: torch.Tensor,
+        first: list[list[str]],
+        base,
+        corrector: EmbeddingDecoder,
+    ) -> list[str]:
         """Sequence-level beam search over corrections from the ``first`` hypotheses of each
         target, scored by cosine to it."""
         beam, max_tokens = int(self.cfg["beam"]), int(self.cfg["max_tokens"])
         embedded: dict[str, torch.Tensor] = {}
         embed_new(oracle, [text for texts in first for text in texts], embedded)
-        kept = [sorted(dict.fromkeys(texts), key=lambda text: -cosine(target, embedded[text]))
-                for target, texts in zip(targets, first)]
-        self._cosines = [[cosine(target, embedded[texts[0]])]
-                         for target, texts in zip(targets, kept)]
+        kept = [
+            sorted(dict.fromkeys(texts), key=lambda text: -cosine(target, embedded[text]))
+            for target, texts in zip(targets, first)
+        ]
+        self._cosines = [
+            [cosine(target, embedded[texts[0]])] for target, texts in zip(targets, kept)
+        ]
         for _ in range(int(self.cfg["steps"])):
             rows = [(i, text) for i, hypotheses in enumerate(kept) for text in hypotheses]
-            conditions = correction_condition(targets[[i for i, _ in rows]],
-                                              torch.stack([embedded[text] for _, text in rows]))
-            corrected = beam_decode(corrector, conditions,
-                                    base.contexts([text for _, text in rows], max_tokens), base.eos,
-                                    beam, max_tokens)
+            conditions = correction_condition(
+                targets[[i for i, _ in rows]], torch.stack([embedded[text] for _, text in rows])
+            )
+            corrected = beam_decode(
+                corrector,
+                conditions,
+                base.contexts([text for _, text in rows], max_tokens),
+                base.eos,
+                beam,
+                max_tokens,
+            )
             candidates: list[list[str]] = [list(hypotheses) for hypotheses in kept]
             for (i, _), texts in zip(rows, corrected):
                 candidates[i].extend(base.decode(texts))
@@ -107,16 +137,20 @@ class Vec2Text(Attack):
         if not getattr(self, "_cosines", None):
             return {}
         rounds = len(self._cosines[0])
-        return {"mean_cosine_per_round": [
-            round(sum(c[r] for c in self._cosines) / len(self._cosines), 4)
-            for r in range(rounds)]}
+        return {
+            "mean_cosine_per_round": [
+                round(sum(c[r] for c in self._cosines) / len(self._cosines), 4)
+                for r in range(rounds)
+            ]
+        }
 
 
 def warm_started_corrector(base: EmbeddingDecoder, dim: int, settings: dict) -> EmbeddingDecoder:
     """A corrector that starts as the hypothesizer: the same GPT-2 weights, and a prefix map that
     reads e as the hypothesizer does and e_hat, e - e_hat not yet (zero weights)."""
-    corrector = EmbeddingDecoder(3 * dim, base.gpt.config.vocab_size, settings,
-                                 base.gpt.config.eos_token_id)
+    corrector = EmbeddingDecoder(
+        3 * dim, base.gpt.config.vocab_size, settings, base.gpt.config.eos_token_id
+    )
     corrector.gpt.load_state_dict(base.gpt.state_dict())
     with torch.no_grad():
         corrector.project.weight.zero_()

@@ -55,8 +55,9 @@ class Oracle:
 
     __slots__ = ("_release", "access", "topk", "budget", "queries")
 
-    def __init__(self, release: Callable[[Any], torch.Tensor], access: str, budget: int | None,
-                 topk: int = 5):
+    def __init__(
+        self, release: Callable[[Any], torch.Tensor], access: str, budget: int | None, topk: int = 5
+    ):
         self._release = release
         self.access = access
         self.topk = topk
@@ -93,8 +94,12 @@ class NoAccess:
 class WhiteBoxAccess:
     """White-box access: the target module (frozen), plus a query counter over its forwards."""
 
-    def __init__(self, model: torch.nn.Module, probs_fn: Callable[[Any], torch.Tensor],
-                 representations_fn: Callable[[Any], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        probs_fn: Callable[[Any], torch.Tensor],
+        representations_fn: Callable[[Any], torch.Tensor] | None = None,
+    ):
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
@@ -106,8 +111,11 @@ class WhiteBoxAccess:
     def _count(self, module: torch.nn.Module, inputs: tuple, kwargs: dict, output: Any) -> None:
         """One query per row of the batch, passed positionally or by keyword (a language
         model's ``input_ids`` or ``inputs_embeds``)."""
-        first = inputs[0] if inputs else next(
-            (v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+        first = (
+            inputs[0]
+            if inputs
+            else next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+        )
         self.queries += int(first.shape[0]) if isinstance(first, torch.Tensor) else 1
 
     def probabilities(self, queries: Any) -> torch.Tensor:

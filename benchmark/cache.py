@@ -150,8 +150,9 @@ class ArtifactCache:
     def _store(self, directory: Path, module: torch.nn.Module, meta: dict) -> None:
         staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
         try:
-            state = {k: v.detach().cpu().contiguous().clone()
-                     for k, v in module.state_dict().items()}
+            state = {
+                k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()
+            }
             save_file(state, str(staging / WEIGHTS))
             meta["sha256"] = file_sha256(staging / WEIGHTS)
             (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
@@ -163,8 +164,10 @@ class ArtifactCache:
             raise
 
     def _log_training(self, kind: str, key: str, config: dict) -> None:
-        line = json.dumps({"kind": kind, "key": key, "pid": os.getpid(), "time": time.time(),
-                           "config": config}, default=str)
+        line = json.dumps(
+            {"kind": kind, "key": key, "pid": os.getpid(), "time": time.time(), "config": config},
+            default=str,
+        )
         with open(self.trainings_log, "a") as handle:
             handle.write(line + "\n")
 

@@ -31,15 +31,29 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmark.cli import CONF_DIR, compose_config
+from benchmark.config import CONF_DIR, compose_config
 from benchmark.errors import InvbenchError, QueryBudgetExceeded, ReconstructionError
 from benchmark.provenance import PROJECT_ROOT
-from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSE_KINDS, DEFENSES, MODALITIES, \
-    TASKS, Entry, incompatibility
+from benchmark.registry import (
+    ACCESS_LEVELS,
+    ATTACKS,
+    DEFENSE_KINDS,
+    DEFENSES,
+    MODALITIES,
+    TASKS,
+    Entry,
+    incompatibility,
+)
 
 # Under which attack a defense is checked: the first of these that applies to the cell.
-REFERENCE_ATTACKS = ("miface", "link-steal-0", "prompt-search", "gan-random",
-                     "feature-similarity", "geia")
+REFERENCE_ATTACKS = (
+    "miface",
+    "link-steal-0",
+    "prompt-search",
+    "gan-random",
+    "feature-similarity",
+    "geia",
+)
 CELL_CHECKS = ("runs", "output", "access", "deterministic")
 MARKS = {"pass": "pass", "not reached": "-"}
 
@@ -62,16 +76,17 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
     problems = []
     yaml = CONF_DIR / kind / f"{entry.name}.yaml"
     if not yaml.is_file():
-        return [f"no YAML: create {yaml.relative_to(PROJECT_ROOT)} with name: "
-                f"{entry.name}"]
+        return [f"no YAML: create {yaml.relative_to(PROJECT_ROOT)} with name: {entry.name}"]
     settings = OmegaConf.to_container(OmegaConf.load(yaml), resolve=False)
     if not isinstance(settings, dict) or settings.get("name") != entry.name:
         problems.append(f"{yaml.name}: its 'name' must be {entry.name!r}")
     citation = entry.citation
     if citation is None:
         if entry.defense_kind != "none":  # the undefended baseline cites no paper
-            problems.append("no citation: pass citation=Citation(title, authors, venue, year, "
-                            "url) to the register decorator")
+            problems.append(
+                "no citation: pass citation=Citation(title, authors, venue, year, "
+                "url) to the register decorator"
+            )
     else:
         for part in ("title", "authors", "venue"):
             if not str(getattr(citation, part)).strip():
@@ -90,9 +105,12 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
     if paper is not None:
         results = paper.get("results") if isinstance(paper, dict) else None
         if not isinstance(results, dict) or not all(
-                isinstance(v, (int, float)) for v in results.values()):
-            problems.append(f"{yaml.name}: 'paper' must hold 'results': a mapping from metric "
-                            f"names to the numbers the paper reports (and optionally 'setting')")
+            isinstance(v, (int, float)) for v in results.values()
+        ):
+            problems.append(
+                f"{yaml.name}: 'paper' must hold 'results': a mapping from metric "
+                f"names to the numbers the paper reports (and optionally 'setting')"
+            )
     return problems
 
 
@@ -116,8 +134,9 @@ def methods_for_paths(paths: list[str]) -> list[tuple[str, str]]:
 
 def changed_paths(since: str) -> list[str]:
     """The files changed between ``since`` (a git ref) and the working tree."""
-    done = subprocess.run(["git", "diff", "--name-only", since], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "diff", "--name-only", since], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise InvbenchError(f"git diff --name-only {since} failed: {done.stderr.strip()}")
     return done.stdout.split()
@@ -134,8 +153,10 @@ def cells_to_check(kind: str, entry: Entry, tasks: list[str]) -> list[tuple[str,
                 cells.append((task, entry.name, "none"))
             continue
         for attack in REFERENCE_ATTACKS:
-            if attack in ATTACKS and incompatibility(task_entry, ATTACKS.get(attack),
-                                                     entry) is None:
+            if (
+                attack in ATTACKS
+                and incompatibility(task_entry, ATTACKS.get(attack), entry) is None
+            ):
                 cells.append((task, attack, entry.name))
                 break
     return cells
@@ -148,34 +169,55 @@ def _failure(error: str | None) -> tuple[str, str]:
     if name == ReconstructionError.__name__:
         return "output", text
     if name in (QueryBudgetExceeded.__name__, "PermissionError") or (
-            name == "AttributeError" and "Oracle" in text):
+        name == "AttributeError" and "Oracle" in text
+    ):
         return "access", text
     return "runs", text
 
 
 def _same_result(first: dict, second: dict) -> bool:
     """Bit-identical reconstructions (their sha256) and equal metrics."""
+
     def values(record: dict) -> dict:
         return {k: v.get("value") for k, v in (record.get("metrics") or {}).items()}
 
     a, b = values(first), values(second)
-    return first.get("reconstruction_sha256") == second.get("reconstruction_sha256") and \
-        a.keys() == b.keys() and all(
-            a[k] == b[k] or (isinstance(a[k], float) and isinstance(b[k], float)
-                             and math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+    return (
+        first.get("reconstruction_sha256") == second.get("reconstruction_sha256")
+        and a.keys() == b.keys()
+        and all(
+            a[k] == b[k]
+            or (
+                isinstance(a[k], float)
+                and isinstance(b[k], float)
+                and math.isnan(a[k])
+                and math.isnan(b[k])
+            )
+            for k in a
+        )
+    )
 
 
-def check_cell(task: str, attack: str, defense: str, base_overrides: list[str],
-               workdir: Path) -> CellCheck:
+def check_cell(
+    task: str, attack: str, defense: str, base_overrides: list[str], workdir: Path
+) -> CellCheck:
     from benchmark.runner import run_cell
 
     result = CellCheck(task, attack, defense)
     started = time.perf_counter()
     records = []
     for run in ("first", "second"):
-        cfg = compose_config([f"task={task}", f"attack={attack}", f"defense={defense}",
-                              "suite=smoke", "progress=false", *base_overrides,
-                              f"paths.results={workdir / run}"])
+        cfg = compose_config(
+            [
+                f"task={task}",
+                f"attack={attack}",
+                f"defense={defense}",
+                "suite=smoke",
+                "progress=false",
+                *base_overrides,
+                f"paths.results={workdir / run}",
+            ]
+        )
         records.append(run_cell(cfg))
     result.seconds = time.perf_counter() - started
     result.results = {check: "pass" for check in CELL_CHECKS}
@@ -183,7 +225,7 @@ def check_cell(task: str, attack: str, defense: str, base_overrides: list[str],
     if failed:
         check, reason = _failure(failed[0]["error"])
         result.results[check] = reason
-        for later in CELL_CHECKS[CELL_CHECKS.index(check) + 1:]:
+        for later in CELL_CHECKS[CELL_CHECKS.index(check) + 1 :]:
             result.results[later] = "not reached"
         if check != "runs":
             result.results["runs"] = "pass"
@@ -192,18 +234,22 @@ def check_cell(task: str, attack: str, defense: str, base_overrides: list[str],
         result.results["deterministic"] = (
             "two runs with the same seed gave different reconstructions: draw randomness "
             "from the `generator` passed to run() (or torch's seeded global state), never "
-            "from time or an unseeded source")
+            "from time or an unseeded source"
+        )
     return result
 
 
-def run_check(kind: str, name: str, tasks: list[str], base_overrides: list[str]) -> \
-        tuple[list[str], list[CellCheck]]:
+def run_check(
+    kind: str, name: str, tasks: list[str], base_overrides: list[str]
+) -> tuple[list[str], list[CellCheck]]:
     """The schema problems and the smoke-run checks of one method."""
     entry = (ATTACKS if kind == "attack" else DEFENSES).get(name)
     problems = schema_problems(kind, entry)
     with tempfile.TemporaryDirectory(prefix=f"invbench-check-{name}-") as tmp:
-        cells = [check_cell(task, attack, defense, base_overrides, Path(tmp))
-                 for task, attack, defense in cells_to_check(kind, entry, tasks)]
+        cells = [
+            check_cell(task, attack, defense, base_overrides, Path(tmp))
+            for task, attack, defense in cells_to_check(kind, entry, tasks)
+        ]
     return problems, cells
 
 
@@ -212,20 +258,30 @@ def passed(problems: list[str], cells: list[CellCheck]) -> bool:
     return not problems and bool(cells) and all(c.passed for c in cells)
 
 
-def format_table(kind: str, name: str, problems: list[str], cells: list[CellCheck],
-                 skipped: dict[str, str]) -> str:
-    lines = [f"invbench check {kind}={name}",
-             f"  registry and schema: {'pass' if not problems else 'FAIL'}"]
+def format_table(
+    kind: str, name: str, problems: list[str], cells: list[CellCheck], skipped: dict[str, str]
+) -> str:
+    lines = [
+        f"invbench check {kind}={name}",
+        f"  registry and schema: {'pass' if not problems else 'FAIL'}",
+    ]
     lines += [f"    - {p}" for p in problems]
-    header = f"  {'task':<14} {'attack':<18} {'defense':<18} " + " ".join(
-        f"{c:<13}" for c in CELL_CHECKS) + " seconds"
+    header = (
+        f"  {'task':<14} {'attack':<18} {'defense':<18} "
+        + " ".join(f"{c:<13}" for c in CELL_CHECKS)
+        + " seconds"
+    )
     lines.append(header)
     for cell in cells:
         marks = " ".join(f"{MARKS.get(cell.results[c], 'FAIL'):<13}" for c in CELL_CHECKS)
-        lines.append(f"  {cell.task:<14} {cell.attack:<18} {cell.defense:<18} {marks} "
-                     f"{cell.seconds:.1f}")
-        lines += [f"    {c}: {cell.results[c]}" for c in CELL_CHECKS
-                  if cell.results[c] not in ("pass", "not reached")]
+        lines.append(
+            f"  {cell.task:<14} {cell.attack:<18} {cell.defense:<18} {marks} {cell.seconds:.1f}"
+        )
+        lines += [
+            f"    {c}: {cell.results[c]}"
+            for c in CELL_CHECKS
+            if cell.results[c] not in ("pass", "not reached")
+        ]
     for task, reason in skipped.items():
         lines.append(f"  {task:<14} skipped: {reason.splitlines()[0]}")
     if not cells:

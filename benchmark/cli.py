@@ -28,17 +28,24 @@ import time
 import warnings
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from benchmark.config import CONF_DIR, compose_config
 from benchmark.errors import InvbenchError, MissingDataError
-from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, Registry, UnknownNameError, \
-    incompatibility, load_all
+from benchmark.registry import (
+    ATTACKS,
+    DEFENSES,
+    METRICS,
+    TASKS,
+    Registry,
+    UnknownNameError,
+    incompatibility,
+    load_all,
+)
 from benchmark.runner import build_task, is_offline, resolve_paths
 from benchmark.workers import resolve_jobs, threads_per_worker
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
 
 
@@ -68,13 +75,10 @@ def check_name(group: str, name: str, registry: Registry | None) -> None:
     if name not in known:
         raise UnknownNameError(group, name, known)
     if registry is not None and name not in yamls:
-        raise UsageError(f"{group} '{name}' is registered but has no YAML; add "
-                         f"benchmark/conf/{group}/{name}.yaml")
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    with initialize_config_module(config_module="benchmark.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+        raise UsageError(
+            f"{group} '{name}' is registered but has no YAML; add "
+            f"benchmark/conf/{group}/{name}.yaml"
+        )
 
 
 def missing_data(cfg: DictConfig, task_name: str, overrides: list[str]) -> str | None:
@@ -97,8 +101,10 @@ def quoted(value) -> str:
 def path_overrides(cfg: DictConfig) -> list[str]:
     """The paths as resolved here (environment variables read once, in this process), folders
     made absolute: a worker or a cluster job may start elsewhere."""
-    return [*(f"paths.{k}={quoted(v)}" for k, v in resolve_paths(cfg).items()),
-            f"paths.offline={cfg.paths.offline}"]
+    return [
+        *(f"paths.{k}={quoted(v)}" for k, v in resolve_paths(cfg).items()),
+        f"paths.offline={cfg.paths.offline}",
+    ]
 
 
 def chosen_launcher(overrides: list[str]) -> str | None:
@@ -128,8 +134,10 @@ def launching_exactly(cells: list[list[str]]):
     method's settings lack. Hydra's own methods are restored on exit."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    replaced = {"split_arguments": staticmethod(lambda overrides, max_batch_size: [cells]),
-                "validate_batch_is_legal": lambda self, batch: None}
+    replaced = {
+        "split_arguments": staticmethod(lambda overrides, max_batch_size: [cells]),
+        "validate_batch_is_legal": lambda self, batch: None,
+    }
     saved = {name: BasicSweeper.__dict__.get(name) for name in replaced}
     for name, method in replaced.items():
         setattr(BasicSweeper, name, method)
@@ -175,8 +183,9 @@ def command_run(overrides: list[str]) -> int:
     chosen, rest = split_overrides(overrides)
     for key, values in chosen.items():
         if len(values) != 1:
-            raise UsageError(f"invbench run takes one {key}, got {values}; use invbench bench "
-                             f"to sweep several")
+            raise UsageError(
+                f"invbench run takes one {key}, got {values}; use invbench bench to sweep several"
+            )
         if key in SWEPT:
             check_name(key, values[0], SWEPT[key])
         if key == "suite":
@@ -195,8 +204,11 @@ def drop_stand_ins(tasks: list[str], stand_ins: dict[str, str]) -> list[str]:
     for task in tasks:
         real = stand_ins.get(task)
         if real in tasks:
-            print(f"[skip] task '{task}': it stands in for '{real}', whose data is present "
-                  f"(task={task} runs it)", flush=True)
+            print(
+                f"[skip] task '{task}': it stands in for '{real}', whose data is present "
+                f"(task={task} runs it)",
+                flush=True,
+            )
         else:
             kept.append(task)
     return kept
@@ -210,13 +222,16 @@ def compatible_cells(sweep: dict[str, list[str]]) -> list[list[str]]:
     per_task = []
     for task_name in sweep["task"]:
         task = TASKS.get(task_name)
-        per_task.append([
-            [f"task={task_name}", f"attack={attack}", f"defense={defense}", f"seed={seed}"]
-            for attack, defense, seed in itertools.product(sweep["attack"], sweep["defense"],
-                                                           sweep["seed"])
-            if incompatibility(task, ATTACKS.get(attack), DEFENSES.get(defense)) is None])
-    return [cell for turn in itertools.zip_longest(*per_task) for cell in turn
-            if cell is not None]
+        per_task.append(
+            [
+                [f"task={task_name}", f"attack={attack}", f"defense={defense}", f"seed={seed}"]
+                for attack, defense, seed in itertools.product(
+                    sweep["attack"], sweep["defense"], sweep["seed"]
+                )
+                if incompatibility(task, ATTACKS.get(attack), DEFENSES.get(defense)) is None
+            ]
+        )
+    return [cell for turn in itertools.zip_longest(*per_task) for cell in turn if cell is not None]
 
 
 def command_bench(overrides: list[str]) -> int:
@@ -253,23 +268,29 @@ def command_bench(overrides: list[str]) -> int:
         elif "task" in chosen:
             raise MissingDataError(message)
         else:
-            print(f"[skip] task '{task_name}': its data is not under the data root "
-                  f"{Path(str(cfg.paths.data)).resolve()} (set INVBENCH_DATA to add it)",
-                  flush=True)
+            print(
+                f"[skip] task '{task_name}': its data is not under the data root "
+                f"{Path(str(cfg.paths.data)).resolve()} (set INVBENCH_DATA to add it)",
+                flush=True,
+            )
     if "task" not in chosen:
         tasks = drop_stand_ins(tasks, dict(cfg.suite.get("stand_ins") or {}))
     sweep["task"] = tasks
     compose_each_method(sweep, [f"suite={suite[0]}", *settings])
     cells = compatible_cells(sweep)
     total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
-    print(f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
-          f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
-          f"{len(cells)} cells to run, {total - len(cells)} not applicable (n/a, not launched)",
-          flush=True)
+    print(
+        f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
+        f"attacks x {len(sweep['defense'])} defenses x {len(sweep['seed'])} seeds: "
+        f"{len(cells)} cells to run, {total - len(cells)} not applicable (n/a, not launched)",
+        flush=True,
+    )
     rest = [*rest, *parallel_overrides(cfg, rest)]
     hydra_overrides = [o for o in rest if o.startswith("hydra")]
-    cells_overrides = [[f"suite={suite[0]}", *cell, *(o for o in rest if o not in hydra_overrides)]
-                       for cell in cells]
+    cells_overrides = [
+        [f"suite={suite[0]}", *cell, *(o for o in rest if o not in hydra_overrides)]
+        for cell in cells
+    ]
     if not cells_overrides:
         print("invbench bench: no compatible cell to run", flush=True)
     else:  # Hydra composes its base config with the first cell's overrides
@@ -283,8 +304,11 @@ def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
     the user chose a launcher; a cluster launcher, ``launcher=slurm``, gets the paths)."""
     launcher = chosen_launcher(rest)
     if launcher:
-        print(f"invbench bench: every cell is a job of launcher={launcher} (logs under "
-              f"{resolve_paths(cfg)['results']}/.submitit)", flush=True)
+        print(
+            f"invbench bench: every cell is a job of launcher={launcher} (logs under "
+            f"{resolve_paths(cfg)['results']}/.submitit)",
+            flush=True,
+        )
         return path_overrides(cfg)
     try:
         jobs = resolve_jobs(cfg.jobs)
@@ -292,18 +316,29 @@ def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
         raise UsageError(str(error)) from None
     if jobs == 1 or any(o.startswith(("hydra/launcher", "hydra.launcher")) for o in rest):
         return []
-    print(f"invbench bench: {jobs} worker processes, {threads_per_worker(jobs)} torch "
-          f"thread(s) each (jobs=1 runs the cells one at a time)", flush=True)
+    print(
+        f"invbench bench: {jobs} worker processes, {threads_per_worker(jobs)} torch "
+        f"thread(s) each (jobs=1 runs the cells one at a time)",
+        flush=True,
+    )
     # Workers are reused across sweeps and keep the environment they started with: pass the
     # paths resolved here rather than letting each worker read INVBENCH_* again.
-    return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"workers={jobs}",
-            *path_overrides(cfg)]
+    return [
+        "hydra/launcher=joblib",
+        f"hydra.launcher.n_jobs={jobs}",
+        f"workers={jobs}",
+        *path_overrides(cfg),
+    ]
 
 
 def command_list(_: list[str]) -> int:
     load_all()
-    for title, registry in (("TASKS", TASKS), ("ATTACKS", ATTACKS), ("DEFENSES", DEFENSES),
-                            ("METRICS", METRICS)):
+    for title, registry in (
+        ("TASKS", TASKS),
+        ("ATTACKS", ATTACKS),
+        ("DEFENSES", DEFENSES),
+        ("METRICS", METRICS),
+    ):
         print(f"\n{title}")
         for entry in registry.entries():
             if registry is ATTACKS:
@@ -317,10 +352,15 @@ def command_list(_: list[str]) -> int:
             cite = entry.citation
             citation = f"{cite.short()}: {cite.title} <{cite.url}>" if cite else "-"
             # which methods can run on a GPU (README: On GPUs); metrics run where scoring does
-            gpu = "" if registry is METRICS else (
-                "gpu" if getattr(entry.obj, "runs_on_gpu", False) else "cpu")
-            print(f"  {entry.name:<16} {','.join(entry.modalities):<18} {level:<16} {gpu:<4}"
-                  f"v{entry.version:<5} {citation}")
+            gpu = (
+                ""
+                if registry is METRICS
+                else ("gpu" if getattr(entry.obj, "runs_on_gpu", False) else "cpu")
+            )
+            print(
+                f"  {entry.name:<16} {','.join(entry.modalities):<18} {level:<16} {gpu:<4}"
+                f"v{entry.version:<5} {citation}"
+            )
     return 0
 
 
@@ -337,7 +377,7 @@ def command_report(argv: list[str]) -> int:
 
 
 def command_data(argv: list[str]) -> int:
-    from tasks.downloads import DATASETS
+    from benchmark.downloads import DATASETS
 
     parser = argparse.ArgumentParser(prog="invbench data")
     parser.add_argument("name", help=f"one of: {', '.join(sorted(DATASETS))}")
@@ -358,45 +398,58 @@ def command_new(argv: list[str]) -> int:
     parser.add_argument("kind", choices=["attack", "defense"])
     parser.add_argument("name", help="lower-case, hyphenated (e.g. my-attack)")
     parser.add_argument("--modality", default="image", help="image, graph or text")
-    parser.add_argument("--access", default="whitebox",
-                        help="attacks: whitebox, scores, topk, label or none")
-    parser.add_argument("--kind", dest="defense_kind", default="output",
-                        help="defenses: train (changes the weights) or output (what is released)")
+    parser.add_argument(
+        "--access", default="whitebox", help="attacks: whitebox, scores, topk, label or none"
+    )
+    parser.add_argument(
+        "--kind",
+        dest="defense_kind",
+        default="output",
+        help="defenses: train (changes the weights) or output (what is released)",
+    )
     parser.add_argument("--title", default="", help="the paper's title")
     parser.add_argument("--authors", default="", help='e.g. "Zhang et al."')
     parser.add_argument("--venue", default="", help='e.g. "CVPR"')
     parser.add_argument("--year", type=int, default=time.localtime().tm_year)
     parser.add_argument("--url", default="", help="a link to the paper (arXiv, DOI)")
     args = parser.parse_args(argv)
-    paths = create_method(args.kind, args.name,
-                          Metadata(args.title, args.authors, args.venue, args.year, args.url),
-                          modality=args.modality, access=args.access,
-                          defense_kind=args.defense_kind)
+    paths = create_method(
+        args.kind,
+        args.name,
+        Metadata(args.title, args.authors, args.venue, args.year, args.url),
+        modality=args.modality,
+        access=args.access,
+        defense_kind=args.defense_kind,
+    )
     for path in paths:
         print(f"created {path}")
-    print(f"next: write the marked line of {paths[0].name}, then "
-          f"`invbench check {args.kind}={args.name}` (CONTRIBUTING.md)")
+    print(
+        f"next: write the marked line of {paths[0].name}, then "
+        f"`invbench check {args.kind}={args.name}` (CONTRIBUTING.md)"
+    )
     return 0
 
 
 def command_check(argv: list[str]) -> int:
-    from benchmark.check import changed_paths, format_table, methods_for_paths, passed, \
-        run_check
+    from benchmark.check import changed_paths, format_table, methods_for_paths, passed, run_check
 
     since = next((a.partition("=")[2] for a in argv if a.startswith("--changed-since=")), None)
     chosen, rest = split_overrides([a for a in argv if not a.startswith("--")])
     methods = [(kind, name) for kind in ("attack", "defense") for name in chosen.get(kind, [])]
     if "--all" in argv:
-        methods = [("attack", n) for n in ATTACKS.names()] + \
-                  [("defense", n) for n in DEFENSES.names()]
+        methods = [("attack", n) for n in ATTACKS.names()] + [
+            ("defense", n) for n in DEFENSES.names()
+        ]
     elif since:
         methods = methods_for_paths(changed_paths(since))
         if not methods:
             print(f"invbench check: no method's module or YAML changed since {since}")
             return 0
     if not methods:
-        raise UsageError("name what to check: invbench check attack=NAME, defense=NAME, --all "
-                         "or --changed-since=GIT_REF")
+        raise UsageError(
+            "name what to check: invbench check attack=NAME, defense=NAME, --all "
+            "or --changed-since=GIT_REF"
+        )
     for kind, name in methods:
         SWEPT[kind].get(name)  # an unknown name exits 2 with the closest match
     cfg = compose_config(rest)
@@ -414,9 +467,15 @@ def command_check(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"run": command_run, "bench": command_bench, "list": command_list,
-            "report": command_report, "data": command_data, "new": command_new,
-            "check": command_check}
+COMMANDS = {
+    "run": command_run,
+    "bench": command_bench,
+    "list": command_list,
+    "report": command_report,
+    "data": command_data,
+    "new": command_new,
+    "check": command_check,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,18 +60,25 @@ def resolve_device(spec, job_num: int = 0, gpus: int | None = None) -> torch.dev
             return torch.device("cuda", int(job_num) % gpus)
         if text == "auto":
             return torch.device("cpu")
-        why = (f"check the GPU and its driver with nvidia-smi (torch {torch.__version__} is "
-               f"built for CUDA {torch.version.cuda})" if torch.version.cuda else
-               f"torch {torch.__version__} is a CPU-only build: install a CUDA one")
-        raise InvbenchError(f"device={spec} but torch sees no CUDA device; run with device=cpu "
-                            f"or device=auto, or {why}")
+        why = (
+            f"check the GPU and its driver with nvidia-smi (torch {torch.__version__} is "
+            f"built for CUDA {torch.version.cuda})"
+            if torch.version.cuda
+            else f"torch {torch.__version__} is a CPU-only build: install a CUDA one"
+        )
+        raise InvbenchError(
+            f"device={spec} but torch sees no CUDA device; run with device=cpu "
+            f"or device=auto, or {why}"
+        )
     if names_gpu_index(text):
         index = text.partition(":")[2]
         if not index.isdigit():
             raise InvbenchError(f"device={spec}: the GPU index must be a number, e.g. cuda:0")
         if int(index) >= gpus:
-            raise InvbenchError(f"device={spec} but torch sees {gpus} CUDA device(s); use an "
-                                f"index below {gpus}, device=auto, or device=cpu")
+            raise InvbenchError(
+                f"device={spec} but torch sees {gpus} CUDA device(s); use an "
+                f"index below {gpus}, device=auto, or device=cpu"
+            )
         return torch.device("cuda", int(index))
     raise InvbenchError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
 
@@ -87,9 +94,15 @@ def gpu_lock_dir() -> Path:
 
 
 @contextlib.contextmanager
-def exclusive_gpu(preferred: torch.device, *, explicit: bool, gpus: int | None = None,
-                  identify: Callable[[int], str] = gpu_uuid, lock_dir: Path | None = None,
-                  poll_seconds: float = 1.0) -> Iterator[torch.device]:
+def exclusive_gpu(
+    preferred: torch.device,
+    *,
+    explicit: bool,
+    gpus: int | None = None,
+    identify: Callable[[int], str] = gpu_uuid,
+    lock_dir: Path | None = None,
+    poll_seconds: float = 1.0,
+) -> Iterator[torch.device]:
     """Hold a GPU for one cell: ``preferred`` when free, else the next free one, else the first
     another cell frees. With ``explicit`` (the user named the index) only ``preferred``. The
     CPU passes through."""
@@ -97,8 +110,7 @@ def exclusive_gpu(preferred: torch.device, *, explicit: bool, gpus: int | None =
         yield preferred
         return
     gpus = cuda_count() if gpus is None else gpus
-    order = [preferred.index] if explicit else [(preferred.index + k) % gpus
-                                                for k in range(gpus)]
+    order = [preferred.index] if explicit else [(preferred.index + k) % gpus for k in range(gpus)]
     folder = lock_dir or gpu_lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     locks = {index: FileLock(str(folder / f"{identify(index)}.lock")) for index in order}
@@ -131,9 +143,11 @@ def resolve_amp(spec, device: torch.device) -> bool:
         return device.type == "cuda" and bfloat16_capable(device)
     if text in ("true", "1", "yes", "on"):
         if not bfloat16_capable(device):
-            raise InvbenchError(f"amp=true runs bfloat16, which {device} (compute capability "
-                                f"{torch.cuda.get_device_capability(device)}) lacks: it needs "
-                                f"8.0 or later; use amp=false or amp=auto")
+            raise InvbenchError(
+                f"amp=true runs bfloat16, which {device} (compute capability "
+                f"{torch.cuda.get_device_capability(device)}) lacks: it needs "
+                f"8.0 or later; use amp=false or amp=auto"
+            )
         return True
     if text in ("false", "0", "no", "off"):
         return False

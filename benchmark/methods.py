@@ -41,8 +41,18 @@ def plain(cfg: Any) -> dict:
 class Defense:
     """Base defense: plain cross-entropy training, outputs released unchanged.
 
-    A training-time defense overrides :meth:`training_loss` (or the task reads its
-    hyperparameters); an output-processing defense overrides :meth:`transform_output`.
+    Every hook a task calls is a method here with the undefended behaviour, so a defense
+    overrides only what it changes and a task never asks whether a hook exists:
+
+    - :meth:`training_loss` / :meth:`training_step`: the loss of one minibatch;
+    - :meth:`start_epoch`: told each epoch of a minibatch loop (a schedule, negls);
+    - :meth:`adapt_target`: the architecture it trains (MID's bottleneck, DP-SGD's group norm);
+    - :meth:`fit_image_target`: an image target's whole training (transfer learning, DP-SGD);
+    - :meth:`perturb_edges`: the graph a graph target trains and runs on (edge-level DP);
+    - :meth:`graph_gradients`: a graph target's gradient, when it is not the loss's (DP-SGD);
+    - :meth:`transform_output`: what the released model outputs (output-processing defenses).
+
+    ``kind`` is declared once, here on the class; the registry reads it.
     """
 
     kind = "none"
@@ -57,22 +67,47 @@ class Defense:
     def training_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels)
 
-    def training_step(self, model: torch.nn.Module, inputs: torch.Tensor,
-                      labels: torch.Tensor) -> torch.Tensor:
+    def training_step(
+        self, model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """The loss of one minibatch; defenses with terms beyond the logits (MID's KL, BiDO's
         HSIC) override it."""
         return self.training_loss(model(inputs), labels)
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called at the start of each epoch of a minibatch training loop."""
 
     def adapt_target(self, model: torch.nn.Module) -> torch.nn.Module:
         """The target architecture this defense trains (MID adds a bottleneck head, DP-SGD
         replaces batch norm); called on the untrained model before training or loading."""
         return model
 
-    # Optional hooks a defense may define (a task calls them when present):
-    #   perturb_edges(edges, num_nodes, rng) -> edges    graph the target trains and runs on
-    #   private_gradient(per_example_grads, params, n)  DP-SGD's clipped, noised gradient
-    #   fit_image_target(model, data, settings, progress) -> meta   replaces the image task's
-    #       training loop (transfer learning, DP-SGD); ``data`` is a tasks.images.TrainingData
+    def fit_image_target(
+        self, model: torch.nn.Module, data: Any, settings: dict, progress: bool
+    ) -> dict:
+        """Train an image target on ``data`` (a ``tasks.images.TrainingData``) and return what
+        the record keeps of it; by default the task's minibatch loop on the private train split
+        with this defense's :meth:`training_step` and :meth:`start_epoch`."""
+        data.fit(
+            model,
+            data.train_x,
+            data.train_y,
+            settings,
+            self.training_step,
+            data.description,
+            epoch_start=self.start_epoch,
+        )
+        return {}
+
+    def perturb_edges(self, edges: Any, num_nodes: int, rng: Any) -> Any:
+        """The undirected edges [E, 2] a graph target is trained AND queried on."""
+        return edges
+
+    def graph_gradients(self, model: torch.nn.Module, graph: Any, edge_index: torch.Tensor) -> Any:
+        """What replaces a graph target's full-batch gradient (an object whose
+        ``set_private_gradients()`` sets each parameter's ``.grad`` and whose
+        ``privacy_spent(steps)`` reports the guarantee), or None for the loss's own."""
+        return None
 
     def transform_output(self, probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return probs
@@ -103,22 +138,36 @@ class Attack:
         """Train ``prior`` on the task's PUBLIC data only; return metadata for the record."""
         return {}
 
-    def build_target_prior(self, task: "Task",
-                           target: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    def build_target_prior(
+        self, task: "Task", target: torch.nn.Module
+    ) -> dict[str, torch.nn.Module]:
         """White-box attacks only: untrained artifacts derived from public data AND the target
         (KEDMI's GAN, PLG-MI's conditional GAN, LOMMA's students), keyed by the YAML block that
         configures each. The runner trains each once per (class, block settings, trained
         target) and passes the dict to ``run`` as ``target_prior``."""
         return {}
 
-    def train_target_prior(self, model: torch.nn.Module, public: Any, target: torch.nn.Module,
-                           teacher: Any, progress: bool) -> dict:
+    def train_target_prior(
+        self,
+        model: torch.nn.Module,
+        public: Any,
+        target: torch.nn.Module,
+        teacher: Any,
+        progress: bool,
+    ) -> dict:
         """Train one artifact of ``build_target_prior`` on PUBLIC data, reading the target
         through ``teacher`` (queries -> probabilities) or ``target`` (white-box)."""
         return {}
 
-    def run(self, access: Any, victims: Any, prior: Any, budget: dict, generator: torch.Generator,
-            **artifacts: Any):
+    def run(
+        self,
+        access: Any,
+        victims: Any,
+        prior: Any,
+        budget: dict,
+        generator: torch.Generator,
+        **artifacts: Any,
+    ):
         raise TypeError(f"{type(self).__name__} must implement run()")
 
     def details(self) -> dict:
@@ -190,8 +239,12 @@ class Task:
         """What attack priors may train on: the public split only, never private data."""
         raise TypeError(f"{type(self).__name__} must implement public_data()")
 
-    def label_release(self, target: torch.nn.Module, release: Callable[[Any], torch.Tensor],
-                      generator: torch.Generator) -> Callable[[Any], Any] | None:
+    def label_release(
+        self,
+        target: torch.nn.Module,
+        release: Callable[[Any], torch.Tensor],
+        generator: torch.Generator,
+    ) -> Callable[[Any], Any] | None:
         """What ``label`` access releases, built on ``release`` (queries -> the defended
         distributions): None releases the argmax of each; a language model returns the text it
         generates from them (tasks/text.py)."""
@@ -211,7 +264,8 @@ class Task:
         images beside private ones, prompts beside the true ones, an ROC curve; None: nothing."""
         return None
 
-    def utility(self, target: torch.nn.Module,
-                transform: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+    def utility(
+        self, target: torch.nn.Module, transform: Callable[[torch.Tensor], torch.Tensor]
+    ) -> dict:
         """Utility of the released model; ``transform`` is the defense's output processing."""
         raise TypeError(f"{type(self).__name__} must implement utility()")

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 import torch
 
 from benchmark.access import WhiteBoxAccess
-from benchmark.cli import compose_config
+from benchmark.config import compose_config
 from benchmark.cost import PeakMemory
 from benchmark.devices import device_generator, resolve_amp, resolve_device
 from benchmark.errors import InvbenchError
@@ -48,8 +48,16 @@ def peak_mb(cost: PeakMemory) -> float:
     return cost.peak_gpu_mb if cost.peak_gpu_mb is not None else cost.peak_mb
 
 
-def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, steps: int,
-              prior_steps: int, public_images: int) -> dict:
+def cell_cost(
+    name: str,
+    device: torch.device,
+    amp: bool,
+    *,
+    identities: int,
+    steps: int,
+    prior_steps: int,
+    public_images: int,
+) -> dict:
     """Time one attack's GAN training and latent search at the paper suite's shapes."""
     cfg = compose_config([f"attack={name}", "task=celeba", "suite=paper", "progress=false"])
     budget = dict(cfg.suite.budgets.celeba)
@@ -59,8 +67,11 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
     attack.progress, attack.device, attack.amp = False, device, amp
     torch.manual_seed(0)
     task = SimpleNamespace(image_shape=shape, num_classes=classes)
-    target = build_image_model(str(cfg.task.target.model), classes, shape,
-                               dict(cfg.task.target)).to(device).eval()
+    target = (
+        build_image_model(str(cfg.task.target.model), classes, shape, dict(cfg.task.target))
+        .to(device)
+        .eval()
+    )
     public = SimpleNamespace(images=torch.rand(public_images, *shape))
 
     def probabilities(images: torch.Tensor) -> torch.Tensor:
@@ -76,8 +87,9 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
             for block, module in gans.items():
                 attack.cfg[block]["steps"] = updates
                 gans[block] = module.to(device)
-                attack.train_target_prior(gans[block], public, target,
-                                          probabilities, progress=False)
+                attack.train_target_prior(
+                    gans[block], public, target, probabilities, progress=False
+                )
         return cost, prior, gans
 
     # after an untimed warm-up (kernel selection, allocator), once with one update and once with
@@ -92,72 +104,115 @@ def cell_cost(name: str, device: torch.device, amp: bool, *, identities: int, st
     access = WhiteBoxAccess(target, probabilities)
     per = int(budget["samples_per_identity"])
     victims = ImageVictims(torch.arange(identities), per, shape, classes)
-    attack.run(access, victims, prior, {"steps": 1}, device_generator(0, device),
-               target_prior=gans or None)  # warm-up (kernel selection, allocator), not timed
+    attack.run(
+        access, victims, prior, {"steps": 1}, device_generator(0, device), target_prior=gans or None
+    )  # warm-up (kernel selection, allocator), not timed
     access.queries = 0
     with PeakMemory(device=device) as search:
-        recon = attack.run(access, victims, prior, {"steps": steps},
-                           device_generator(0, device), target_prior=gans or None)
+        recon = attack.run(
+            access,
+            victims,
+            prior,
+            {"steps": steps},
+            device_generator(0, device),
+            target_prior=gans or None,
+        )
         recon = recon.cpu()
     if not torch.isfinite(recon).all():
-        raise SystemExit(f"paper-cost: {name} produced NaN or inf reconstructions on {device} "
-                         f"(amp={amp}); rerun with --amp false to see whether autocast is why")
+        raise SystemExit(
+            f"paper-cost: {name} produced NaN or inf reconstructions on {device} "
+            f"(amp={amp}); rerun with --amp false to see whether autocast is why"
+        )
 
     paper_steps, paper_prior_steps = int(budget["steps"]), int(budget["prior_steps"])
     per_identity = search.seconds / identities
     return {
-        "attack": name, "image_shape": list(shape), "classes": classes,
-        "target": str(cfg.task.target.model), "samples_per_identity": per,
-        "identities": identities, "steps": steps, "search_seconds": round(search.seconds, 3),
+        "attack": name,
+        "image_shape": list(shape),
+        "classes": classes,
+        "target": str(cfg.task.target.model),
+        "samples_per_identity": per,
+        "identities": identities,
+        "steps": steps,
+        "search_seconds": round(search.seconds, 3),
         "seconds_per_identity": round(per_identity, 4),
         "seconds_per_identity_at_paper_steps": round(per_identity * paper_steps / steps, 3),
-        "projected": steps != paper_steps, "paper_steps": paper_steps,
+        "projected": steps != paper_steps,
+        "paper_steps": paper_steps,
         "search_peak_mb": peak_mb(search),
-        "prior_steps": prior_steps, "prior_seconds_per_update": round(per_update, 5),
+        "prior_steps": prior_steps,
+        "prior_seconds_per_update": round(per_update, 5),
         "prior_fixed_seconds": round(fixed, 3),
         "prior_seconds_at_paper_steps": round(fixed + per_update * paper_prior_steps, 1),
-        "paper_prior_steps": paper_prior_steps, "prior_peak_mb": peak_mb(training),
+        "paper_prior_steps": paper_prior_steps,
+        "prior_peak_mb": peak_mb(training),
         "queries": access.queries,
     }
 
 
 def report_lines(figures: dict) -> list[str]:
     memory = "GPU memory allocated" if figures["device"].startswith("cuda") else "peak RSS"
-    lines = [f"paper-cost on {figures['device']} ({figures['device_name']}), amp "
-             f"{'on' if figures['amp'] else 'off'}; peak memory is {memory}"]
+    lines = [
+        f"paper-cost on {figures['device']} ({figures['device_name']}), amp "
+        f"{'on' if figures['amp'] else 'off'}; peak memory is {memory}"
+    ]
     for row in figures["attacks"]:
-        projected = (f", projected to the paper's {row['paper_steps']} steps: "
-                     f"{row['seconds_per_identity_at_paper_steps']:.2f} s/identity"
-                     if row["projected"] else "")
+        projected = (
+            f", projected to the paper's {row['paper_steps']} steps: "
+            f"{row['seconds_per_identity_at_paper_steps']:.2f} s/identity"
+            if row["projected"]
+            else ""
+        )
         lines.append(
             f"{row['attack']:6s} search {row['identities']} identities x "
             f"{row['samples_per_identity']}, {row['steps']} steps, {row['target']} at "
             f"{'x'.join(map(str, row['image_shape']))}: {row['search_seconds']:.2f} s = "
             f"{row['seconds_per_identity']:.4f} s/identity{projected}; peak "
-            f"{row['search_peak_mb']:.0f} MB")
+            f"{row['search_peak_mb']:.0f} MB"
+        )
         lines.append(
             f"{'':6s} GAN: {1000 * row['prior_seconds_per_update']:.1f} ms/update over "
             f"{row['prior_steps']} updates + {row['prior_fixed_seconds']:.2f} s once; the "
             f"paper's {row['paper_prior_steps']} updates: {row['prior_seconds_at_paper_steps']:.0f}"
-            f" s, projected; peak {row['prior_peak_mb']:.0f} MB")
+            f" s, projected; peak {row['prior_peak_mb']:.0f} MB"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.paper_cost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.paper_cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--attacks", default=",".join(GPU_ATTACKS))
     parser.add_argument("--device", default=os.environ.get("INVBENCH_DEVICE", "auto"))
     parser.add_argument("--amp", default="auto")
-    parser.add_argument("--identities", type=int, default=None,
-                        help="attacked identities (default: the paper suite's 300)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="latent-search iterations (default: the paper suite's 2400)")
-    parser.add_argument("--prior-steps", type=int, default=200,
-                        help="GAN updates timed; the paper's count is projected from them")
+    parser.add_argument(
+        "--identities",
+        type=int,
+        default=None,
+        help="attacked identities (default: the paper suite's 300)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="latent-search iterations (default: the paper suite's 2400)",
+    )
+    parser.add_argument(
+        "--prior-steps",
+        type=int,
+        default=200,
+        help="GAN updates timed; the paper's count is projected from them",
+    )
     parser.add_argument("--public-images", type=int, default=4096)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where the JSON goes (default: <INVBENCH_RESULTS or results>/perf)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the JSON goes (default: <INVBENCH_RESULTS or results>/perf)",
+    )
     args = parser.parse_args(argv)
     load_all()
     unknown = [name for name in args.attacks.split(",") if name not in GPU_ATTACKS]
@@ -174,13 +229,25 @@ def main(argv: list[str] | None = None) -> int:
     except InvbenchError as error:
         parser.exit(2, f"paper-cost: {error}\n")
     figures = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
         else f"{torch.get_num_threads()} CPU threads",
-        "amp": amp, "torch": torch.__version__,
-        "attacks": [cell_cost(name, device, amp, identities=identities, steps=steps,
-                              prior_steps=args.prior_steps, public_images=args.public_images)
-                    for name in args.attacks.split(",")],
+        "amp": amp,
+        "torch": torch.__version__,
+        "attacks": [
+            cell_cost(
+                name,
+                device,
+                amp,
+                identities=identities,
+                steps=steps,
+                prior_steps=args.prior_steps,
+                public_images=args.public_images,
+            )
+            for name in args.attacks.split(",")
+        ],
     }
     publish(figures, report_lines(figures), args.out, "paper-cost")
     return 0

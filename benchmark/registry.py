@@ -63,9 +63,7 @@ class UnknownNameError(KeyError):
         self.kind, self.name, self.known = kind, name, sorted(known)
         close = difflib.get_close_matches(name, self.known, n=1, cutoff=0.4)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        super().__init__(
-            f"unknown {kind} '{name}'.{hint} Known {kind}s: {', '.join(self.known)}"
-        )
+        super().__init__(f"unknown {kind} '{name}'.{hint} Known {kind}s: {', '.join(self.known)}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
@@ -84,7 +82,6 @@ class Registry:
         version: str = "1.0",
         citation: Citation | None = None,
         access: str | None = None,
-        defense_kind: str | None = None,
         **extra: Any,
     ) -> Callable[[Any], Any]:
         unknown = set(modalities) - set(MODALITIES)
@@ -92,12 +89,17 @@ class Registry:
             raise ValueError(f"{self.kind} '{name}': unknown modalities {sorted(unknown)}")
         if access is not None and access not in ACCESS_LEVELS:
             raise ValueError(f"{self.kind} '{name}': access must be one of {ACCESS_LEVELS}")
-        if defense_kind is not None and defense_kind not in DEFENSE_KINDS:
-            raise ValueError(f"{self.kind} '{name}': kind must be one of {DEFENSE_KINDS}")
 
         def decorator(obj: Any) -> Any:
             if name in self._entries and self._entries[name].obj is not obj:
                 raise ValueError(f"duplicate {self.kind} name '{name}'")
+            # a defense declares its kind once, as the class attribute ``kind``
+            defense_kind = getattr(obj, "kind", None) if self.kind == "defense" else None
+            if self.kind == "defense" and defense_kind not in DEFENSE_KINDS:
+                raise ValueError(
+                    f"defense '{name}': kind must be one of {DEFENSE_KINDS}, "
+                    f"got {defense_kind!r} (set the class attribute kind)"
+                )
             self._entries[name] = Entry(
                 name=name,
                 kind=self.kind,

@@ -25,8 +25,13 @@ from benchmark import __version__
 from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.cost import PeakMemory
-from benchmark.devices import (device_generator, exclusive_gpu, names_gpu_index, resolve_amp,
-                               resolve_device)
+from benchmark.devices import (
+    device_generator,
+    exclusive_gpu,
+    names_gpu_index,
+    resolve_amp,
+    resolve_device,
+)
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.methods import Unavailable, plain
 from benchmark.provenance import environment, git_state
@@ -86,8 +91,11 @@ def _metric_values(values: dict, higher_is_better: dict[str, bool]) -> dict:
     out = {}
     for name, value in values.items():
         if isinstance(value, Unavailable):
-            out[name] = {"value": None, "unavailable": value.reason,
-                         "higher_is_better": higher_is_better.get(name, True)}
+            out[name] = {
+                "value": None,
+                "unavailable": value.reason,
+                "higher_is_better": higher_is_better.get(name, True),
+            }
             continue
         value = float(value)
         out[name] = {
@@ -141,8 +149,9 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
 
     paths = resolve_paths(cfg)
     budget = suite_budget(cfg)
-    device, cpu_because = cell_device(resolve_device(cfg.get("device", "auto"), job_num),
-                                      task_entry, attack_entry, defense_entry)
+    device, cpu_because = cell_device(
+        resolve_device(cfg.get("device", "auto"), job_num), task_entry, attack_entry, defense_entry
+    )
     amp = resolve_amp(cfg.get("amp", "auto"), device)
     cell_config = {
         "task": plain(cfg.task),
@@ -150,15 +159,24 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         "defense": method_settings(cfg.defense),
         "budget": budget,
         "seed": seed,
-        "versions": {"harness": __version__, "task": task_entry.version,
-                     "attack": attack_entry.version, "defense": defense_entry.version},
+        "versions": {
+            "harness": __version__,
+            "task": task_entry.version,
+            "attack": attack_entry.version,
+            "defense": defense_entry.version,
+        },
     }
     cell_hash = config_hash(cell_config)
-    path = record_path(paths["results"], suite, task_entry.name, attack_entry.name,
-                       defense_entry.name, seed)
+    path = record_path(
+        paths["results"], suite, task_entry.name, attack_entry.name, defense_entry.name, seed
+    )
     existing = read_record(path) if path.exists() else None
-    if (existing and existing.get("status") == "ok" and existing.get("config_hash") == cell_hash
-            and not cfg.get("rerun", False)):
+    if (
+        existing
+        and existing.get("status") == "ok"
+        and existing.get("config_hash") == cell_hash
+        and not cfg.get("rerun", False)
+    ):
         print(f"[cached] {label}: {path} (rerun=true runs it again)", flush=True)
         if cfg.get("show_record", False):
             print(json.dumps(existing, indent=2, sort_keys=True, default=str), flush=True)
@@ -170,23 +188,46 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     record = {
         "schema_version": SCHEMA_VERSION,
         "key": f"{suite}/{task_entry.name}/{attack_entry.name}__{defense_entry.name}__s{seed}",
-        "suite": suite, "task": task_entry.name, "attack": attack_entry.name,
-        "defense": defense_entry.name, "seed": seed, "modality": task.modality,
-        "access": attack_entry.access, "defense_kind": defense_entry.defense_kind,
-        "primary_metric": task.primary_metric, "budget": budget,
-        "citations": {kind: entry.citation.__dict__ if entry.citation else None
-                      for kind, entry in (("task", task_entry), ("attack", attack_entry),
-                                          ("defense", defense_entry))},
-        "versions": cell_config["versions"], "config_hash": cell_hash, "config": cell_config,
-        "paper": {"attack": plain(cfg.attack).get(PAPER_KEY),
-                  "defense": plain(cfg.defense).get(PAPER_KEY)},
-        "git": git_state(), "environment": environment(),
+        "suite": suite,
+        "task": task_entry.name,
+        "attack": attack_entry.name,
+        "defense": defense_entry.name,
+        "seed": seed,
+        "modality": task.modality,
+        "access": attack_entry.access,
+        "defense_kind": defense_entry.defense_kind,
+        "primary_metric": task.primary_metric,
+        "budget": budget,
+        "citations": {
+            kind: entry.citation.__dict__ if entry.citation else None
+            for kind, entry in (
+                ("task", task_entry),
+                ("attack", attack_entry),
+                ("defense", defense_entry),
+            )
+        },
+        "versions": cell_config["versions"],
+        "config_hash": cell_hash,
+        "config": cell_config,
+        "paper": {
+            "attack": plain(cfg.attack).get(PAPER_KEY),
+            "defense": plain(cfg.defense).get(PAPER_KEY),
+        },
+        "git": git_state(),
+        "environment": environment(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "metrics": {}, "utility": {}, "provenance": {}, "error": None,
+        "metrics": {},
+        "utility": {},
+        "provenance": {},
+        "error": None,
         # where it ran: not part of the config hash (a result does not go stale when the same
         # cell moves to another machine), but a reader comparing numbers should see it
-        "compute": {"device": str(device), "amp": amp,
-                    "requested": str(cfg.get("device", "auto")), "cpu_because": cpu_because},
+        "compute": {
+            "device": str(device),
+            "amp": amp,
+            "requested": str(cfg.get("device", "auto")),
+            "cpu_because": cpu_because,
+        },
     }
     timings = {"train_seconds": 0.0, "attack_seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
 
@@ -196,8 +237,9 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         seed_everything(derive_seed(seed, kind, "init"))
         return build()
 
-    def cached(kind: str, key: dict, untrained: torch.nn.Module, train) -> tuple[torch.nn.Module,
-                                                                                 dict]:
+    def cached(
+        kind: str, key: dict, untrained: torch.nn.Module, train
+    ) -> tuple[torch.nn.Module, dict]:
         # built (and seeded) on the CPU, so initial weights do not depend on the device
         module, meta, hit = cache.get_or_train(kind, key, lambda: untrained.to(device), train)
         timings["cache_hits" if hit else "cache_misses"] += 1
@@ -207,8 +249,10 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
 
     access, queries = None, 0
     # a GPU is held for the whole cell, so two workers never share one (benchmark/devices.py)
-    with exclusive_gpu(device, explicit=names_gpu_index(cfg.get("device", "auto"))) as device, \
-            PeakMemory(device=device) as cost:
+    with (
+        exclusive_gpu(device, explicit=names_gpu_index(cfg.get("device", "auto"))) as device,
+        PeakMemory(device=device) as cost,
+    ):
         record["compute"]["device"] = str(device)
         if device.type == "cuda":
             record["compute"]["device_name"] = torch.cuda.get_device_name(device)
@@ -218,32 +262,43 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
             task.use_defense(defense)
             attack = attack_entry.obj(cfg.attack)
             attack.progress, attack.device, attack.amp = progress, device, amp
-            task_key = {"task": plain(cfg.task), "version": task_entry.version, "seed": seed,
-                        **task.artifact_key()}
+            task_key = {
+                "task": plain(cfg.task),
+                "version": task_entry.version,
+                "seed": seed,
+                **task.artifact_key(),
+            }
 
             def train_target(model: torch.nn.Module) -> dict:
                 seed_everything(derive_seed(seed, "target"))
                 return task.train_target(model, defense, progress)
 
-            target_key = {**task_key, "defense": defense.target_key(),
-                          "defense_version": defense_entry.version if defense.kind == "train"
-                          else None}
+            target_key = {
+                **task_key,
+                "defense": defense.target_key(),
+                "defense_version": defense_entry.version if defense.kind == "train" else None,
+            }
             target, target_meta = cached(
-                "target", target_key,
+                "target",
+                target_key,
                 seeded_build("target", lambda: defense.adapt_target(task.build_target())),
-                train_target)
+                train_target,
+            )
             record["provenance"]["target"] = {k: v for k, v in target_meta.items() if k != "config"}
 
             evaluator = seeded_build("evaluator", task.build_evaluator)
             if evaluator is not None:
+
                 def train_evaluator(model: torch.nn.Module) -> dict:
                     seed_everything(derive_seed(seed, "evaluator"))
                     return task.train_evaluator(model, progress)
 
-                evaluator, evaluator_meta = cached("evaluator", task_key, evaluator,
-                                                   train_evaluator)
+                evaluator, evaluator_meta = cached(
+                    "evaluator", task_key, evaluator, train_evaluator
+                )
                 record["provenance"]["evaluator"] = {
-                    k: v for k, v in evaluator_meta.items() if k != "config"}
+                    k: v for k, v in evaluator_meta.items() if k != "config"
+                }
 
             # The suite fixes every attack prior's training length and minibatch alike.
             for budget_key, setting in PRIOR_BUDGETS.items():
@@ -256,42 +311,53 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
                 # Keyed by the prior's class and settings, not by the attack: attacks with the
                 # same prior block share one trained prior, and attack-time knobs reuse it.
                 kind = type(module)
-                return {**task_key, block: attack.cfg.get(block),
-                        "class": f"{kind.__module__}.{kind.__qualname__}",
-                        "version": getattr(kind, "version", "1")}
+                return {
+                    **task_key,
+                    block: attack.cfg.get(block),
+                    "class": f"{kind.__module__}.{kind.__qualname__}",
+                    "version": getattr(kind, "version", "1"),
+                }
 
             prior = seeded_build("prior", lambda: attack.build_prior(task))
             if prior is not None:
+
                 def train_prior(model: torch.nn.Module) -> dict:
                     seed_everything(derive_seed(seed, "prior"))
                     return attack.train_prior(model, task.public_data(), progress)
 
-                prior, prior_meta = cached("prior", prior_key("prior", prior), prior,
-                                           train_prior)
-                record["provenance"]["prior"] = {k: v for k, v in prior_meta.items()
-                                                 if k != "config"}
+                prior, prior_meta = cached("prior", prior_key("prior", prior), prior, train_prior)
+                record["provenance"]["prior"] = {
+                    k: v for k, v in prior_meta.items() if k != "config"
+                }
 
             # Artifacts an attack derives from public data AND the target (KEDMI's and PLG-MI's
             # GANs, LOMMA's distilled students): white-box only, cached per trained target.
             extra = {}
             if attack_entry.access == "whitebox":
-                built = seeded_build("target_prior",
-                                     lambda: attack.build_target_prior(task, target))
+                built = seeded_build(
+                    "target_prior", lambda: attack.build_target_prior(task, target)
+                )
                 teacher = task.probs_fn(target)
                 artifacts = {}
                 for block, module in built.items():
+
                     def train_target_prior(model: torch.nn.Module) -> dict:
                         seed_everything(derive_seed(seed, "target_prior", block))
-                        return attack.train_target_prior(model, task.public_data(), target,
-                                                         teacher, progress)
+                        return attack.train_target_prior(
+                            model, task.public_data(), target, teacher, progress
+                        )
 
                     # keyed by class, settings block and trained target: kedmi and lomma-kedmi
                     # share one KEDMI GAN, the lomma-* attacks one set of students
                     artifacts[block], meta = cached(
-                        "target_prior", {**prior_key(block, module), "target": target_key},
-                        module, train_target_prior)
+                        "target_prior",
+                        {**prior_key(block, module), "target": target_key},
+                        module,
+                        train_target_prior,
+                    )
                     record["provenance"][f"target_prior.{block}"] = {
-                        k: v for k, v in meta.items() if k != "config"}
+                        k: v for k, v in meta.items() if k != "config"
+                    }
                 if artifacts:
                     extra["target_prior"] = artifacts
 
@@ -301,21 +367,30 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
             # What the attacker observes of the victims (a text task's released distributions
             # after the secret prompts) is reduced to its access level, like its queries.
             topk = int(budget.get("topk", 5))
-            text_release = task.label_release(
-                target, release, torch.Generator().manual_seed(derive_seed(seed, "generation"))
-            ) if attack_entry.access == "label" else None
-            victims = task.victims(budget, text_release or (lambda queries: reduce_to_access(
-                release(queries), attack_entry.access, topk)))
+            text_release = (
+                task.label_release(
+                    target, release, torch.Generator().manual_seed(derive_seed(seed, "generation"))
+                )
+                if attack_entry.access == "label"
+                else None
+            )
+            victims = task.victims(
+                budget,
+                text_release
+                or (lambda queries: reduce_to_access(release(queries), attack_entry.access, topk)),
+            )
             if hasattr(victims, "knowledge"):
                 record["attacker_knowledge"] = victims.knowledge()
             if attack_entry.access == "whitebox":
-                access = WhiteBoxAccess(target, task.probs_fn(target),
-                                        task.representations_fn(target))
+                access = WhiteBoxAccess(
+                    target, task.probs_fn(target), task.representations_fn(target)
+                )
             elif attack_entry.access == "none":
                 access = NoAccess()
             else:
-                access = Oracle(text_release or release, attack_entry.access,
-                                budget.get("queries"), topk=topk)
+                access = Oracle(
+                    text_release or release, attack_entry.access, budget.get("queries"), topk=topk
+                )
             attack_seed = derive_seed(seed, "attack")
             generator = seed_everything(attack_seed)
             if device.type != "cpu":
@@ -338,7 +413,8 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
             utility_generator = torch.Generator().manual_seed(derive_seed(seed, "utility"))
             record["utility"] = _metric_values(
                 task.utility(target, lambda p: defense.transform_output(p, utility_generator)),
-                task.utility_metrics)
+                task.utility_metrics,
+            )
             record["status"] = "ok"
         except Exception as error:  # a method failure is a result, not a crash of the sweep
             record["status"] = "failed"
@@ -371,12 +447,16 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
 
 def summary_line(label: str, record: dict) -> str:
     cost = record["cost"]
-    tail = (f"({cost['seconds']:.1f} s, {cost['peak_rss_mb']:.0f} MB, "
-            f"{cost['queries']} queries, pid {os.getpid()})")
+    tail = (
+        f"({cost['seconds']:.1f} s, {cost['peak_rss_mb']:.0f} MB, "
+        f"{cost['queries']} queries, pid {os.getpid()})"
+    )
     if record["status"] != "ok":
         return f"[failed] {label}: {record['error']} {tail}"
     primary = record["metrics"].get(record["primary_metric"], {}).get("value")
     utility = record["utility"].get("test_accuracy", {}).get("value")
     shown = "n/a" if primary is None else f"{primary:.4g}"
-    return (f"[ok] {label}: {record['primary_metric']}={shown} "
-            f"utility={utility if utility is None else round(utility, 4)} {tail}")
+    return (
+        f"[ok] {label}: {record['primary_metric']}={shown} "
+        f"utility={utility if utility is None else round(utility, 4)} {tail}"
+    )

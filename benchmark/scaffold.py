@@ -24,27 +24,27 @@ NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 CONTRACTS = {
     "image": "a tensor of shape [len(victims.classes), victims.per_class, *victims.image_shape] "
-             "with values in [0, 1]",
+    "with values in [0, 1]",
     "graph": "an [n, n] tensor or array of edge scores over the n attacked nodes "
-             "(victims.nodes), higher meaning more likely an edge",
+    "(victims.nodes), higher meaning more likely an edge",
     "text": "a list of len(victims.observed) strings, one reconstructed prompt per secret",
     "embedding": "a list of len(victims.observed) strings, one reconstructed text per released "
-                 "embedding",
+    "embedding",
 }
 ACCESS_HELP = {
     "whitebox": "access.model is the frozen target and access.probabilities(x) its "
-                "differentiable output; forward passes are counted.",
+    "differentiable output; forward passes are counted.",
     "scores": "access(queries) returns the released probability vectors, detached; every query "
-              "counts toward the suite's budget and access holds no model.",
+    "counts toward the suite's budget and access holds no model.",
     "topk": "access(queries) returns only the k largest released probabilities (the rest 0); "
-            "queries are counted against the budget.",
+    "queries are counted against the budget.",
     "label": "access(queries) returns only the released argmax as a one-hot vector; queries are "
-             "counted against the budget.",
+    "counted against the budget.",
     "none": "a baseline that never queries the model (access raises if it does).",
 }
 KIND_HELP = {
     "train": "it changes how the target is trained (its weights); white-box attacks see the "
-             "result.",
+    "result.",
     "output": "it processes what the deployed model releases; white-box cells are n/a.",
 }
 
@@ -62,13 +62,21 @@ class Metadata:
     url: str
 
 
-def create_method(kind: str, name: str, metadata: Metadata, modality: str = "image",
-                  access: str = "whitebox", defense_kind: str = "output",
-                  root: Path = PROJECT_ROOT) -> list[Path]:
+def create_method(
+    kind: str,
+    name: str,
+    metadata: Metadata,
+    modality: str = "image",
+    access: str = "whitebox",
+    defense_kind: str = "output",
+    root: Path = PROJECT_ROOT,
+) -> list[Path]:
     """Write ``<attacks|defenses>/<module>.py`` and ``benchmark/conf/<kind>/<name>.yaml``."""
     if not NAME.match(name):
-        raise ScaffoldError(f"'{name}' is not a method name: use lower-case letters, digits and "
-                            f"single hyphens, starting with a letter (e.g. my-attack)")
+        raise ScaffoldError(
+            f"'{name}' is not a method name: use lower-case letters, digits and "
+            f"single hyphens, starting with a letter (e.g. my-attack)"
+        )
     registry = ATTACKS if kind == "attack" else DEFENSES
     if name in registry:
         raise ScaffoldError(f"a {kind} named '{name}' is already registered; choose another name")
@@ -83,16 +91,25 @@ def create_method(kind: str, name: str, metadata: Metadata, modality: str = "ima
     for path in (module, yaml):
         if path.exists():
             raise ScaffoldError(f"{path} exists already; remove it or choose another name")
-    environment = Environment(loader=FileSystemLoader(SCAFFOLDS), undefined=StrictUndefined,
-                              keep_trailing_newline=True)
+    environment = Environment(
+        loader=FileSystemLoader(SCAFFOLDS), undefined=StrictUndefined, keep_trailing_newline=True
+    )
     environment.filters["tojson"] = json.dumps
     # an output defense written for probabilities applies to every modality that releases them
-    modalities = (PROBABILITY_RELEASES if kind == "defense" and defense_kind == "output"
-                  and modality in PROBABILITY_RELEASES else (modality,))
+    modalities = (
+        PROBABILITY_RELEASES
+        if kind == "defense" and defense_kind == "output" and modality in PROBABILITY_RELEASES
+        else (modality,)
+    )
     values = {
-        **metadata.__dict__, "name": name, "kind": defense_kind, "access": access,
-        "modality": modality, "contract": CONTRACTS[modality],
-        "access_help": ACCESS_HELP.get(access, ""), "kind_help": KIND_HELP[defense_kind],
+        **metadata.__dict__,
+        "name": name,
+        "kind": defense_kind,
+        "access": access,
+        "modality": modality,
+        "contract": CONTRACTS[modality],
+        "access_help": ACCESS_HELP.get(access, ""),
+        "kind_help": KIND_HELP[defense_kind],
         "modalities": "".join(f"{json.dumps(m)}, " for m in modalities).rstrip(" "),
         "class_name": "".join(part.capitalize() for part in name.split("-")),
     }

@@ -27,8 +27,10 @@ def resolve_jobs(value) -> int:
     except ValueError:
         jobs = 0
     if jobs < 1:
-        raise ValueError(f"jobs must be 'auto' or a positive integer, got {value!r} "
-                         f"(jobs=1 runs the cells one at a time in this process)")
+        raise ValueError(
+            f"jobs must be 'auto' or a positive integer, got {value!r} "
+            f"(jobs=1 runs the cells one at a time in this process)"
+        )
     return jobs
 
 

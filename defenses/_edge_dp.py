@@ -18,7 +18,8 @@ def check_size(name: str, num_nodes: int) -> int:
         raise ValueError(
             f"{name} perturbs every one of the {pairs:,} node pairs of this {num_nodes}-node "
             f"graph, more than the {MAX_PAIRS:,} it materialises; use it on graphs up to about "
-            f"11,000 nodes (cora, citeseer, sbm-citation)")
+            f"11,000 nodes (cora, citeseer, sbm-citation)"
+        )
     return pairs
 
 

@@ -13,7 +13,6 @@ ResNet stages) and its penultimate features.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
@@ -24,7 +23,7 @@ from benchmark.registry import Citation, register_defense
 def gaussian_kernel(x: torch.Tensor, sigma: float) -> torch.Tensor:
     x = x.flatten(1)
     distances = torch.cdist(x, x).pow(2)
-    return torch.exp(-distances / (2 * sigma ** 2 * x.shape[1]))
+    return torch.exp(-distances / (2 * sigma**2 * x.shape[1]))
 
 
 def hsic(k_a: torch.Tensor, k_b: torch.Tensor) -> torch.Tensor:
@@ -38,16 +37,25 @@ def normalised_hsic(k_a: torch.Tensor, k_b: torch.Tensor) -> torch.Tensor:
 
 
 @register_defense(
-    "bido", modalities=("image",), defense_kind="train", version="1.0",
-    citation=Citation("Bilateral Dependency Optimization: Defending Against Model-inversion "
-                      "Attacks", "Peng et al.", "KDD", 2022, "https://arxiv.org/abs/2206.05483"))
+    "bido",
+    modalities=("image",),
+    version="1.0",
+    citation=Citation(
+        "Bilateral Dependency Optimization: Defending Against Model-inversion Attacks",
+        "Peng et al.",
+        "KDD",
+        2022,
+        "https://arxiv.org/abs/2206.05483",
+    ),
+)
 class BiDO(Defense):
     kind = "train"
 
     def training_step(self, model, inputs, labels):
         hidden: list[torch.Tensor] = []
-        handles = [block.register_forward_hook(lambda m, i, o: hidden.append(o))
-                   for block in model.blocks]
+        handles = [
+            block.register_forward_hook(lambda m, i, o: hidden.append(o)) for block in model.blocks
+        ]
         handles.append(model.head.register_forward_hook(lambda m, i, o: hidden.append(i[0])))
         try:
             logits = model(inputs)
@@ -59,7 +67,8 @@ class BiDO(Defense):
         k_y = gaussian_kernel(F.one_hot(labels, logits.shape[1]).float(), sigma)
         dependency_x = sum(normalised_hsic(k_x, gaussian_kernel(z, sigma)) for z in hidden)
         dependency_y = sum(normalised_hsic(gaussian_kernel(z, sigma), k_y) for z in hidden)
-        return (self.training_loss(logits, labels) + float(self.cfg["lambda_x"]) * dependency_x
-                - float(self.cfg["lambda_y"]) * dependency_y)
-
-
+        return (
+            self.training_loss(logits, labels)
+            + float(self.cfg["lambda_x"]) * dependency_x
+            - float(self.cfg["lambda_y"]) * dependency_y
+        )

@@ -8,7 +8,7 @@ Each step Poisson-samples examples with rate q, clips every per-example gradient
 adds N(0, sigma^2 C^2 I) to their sum and divides by the expected batch size q n. The record carries epsilon at the configured delta.
 
 On graphs the per-example gradient of a training node is exact (one backward pass over its
-2-hop computation graph, ``tasks/graphs.py``), because message passing couples nodes and
+2-hop computation graph, ``PerNodeGradients`` below), because message passing couples nodes and
 Opacus' per-layer hooks would treat each row of a propagated matrix as an example. The
 accountant's epsilon therefore bounds one training node's loss term; a node's features and
 edges also enter its neighbours' computation graphs, so it is not an edge- or node-level
@@ -23,15 +23,25 @@ grad), and the target trains for ``epochs / q`` Poisson-sampled steps.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.methods import Defense
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_defense
 
 
 @register_defense(
-    "dp-sgd", modalities=("graph", "image"), defense_kind="train", version="1.1",
-    citation=Citation("Deep Learning with Differential Privacy", "Abadi et al.", "CCS", 2016,
-                      "https://arxiv.org/abs/1607.00133"))
+    "dp-sgd",
+    modalities=("graph", "image"),
+    version="1.1",
+    citation=Citation(
+        "Deep Learning with Differential Privacy",
+        "Abadi et al.",
+        "CCS",
+        2016,
+        "https://arxiv.org/abs/1607.00133",
+    ),
+)
 class DPSGD(Defense):
     kind = "train"
 
@@ -50,8 +60,12 @@ class DPSGD(Defense):
         keep = torch.rand(num_examples, generator=self._rng()) < float(self.cfg["sample_rate"])
         return torch.nonzero(keep).squeeze(1)
 
-    def private_gradient(self, per_example: list[tuple[torch.Tensor, ...]],
-                         params: list[torch.Tensor], num_examples: int) -> list[torch.Tensor]:
+    def private_gradient(
+        self,
+        per_example: list[tuple[torch.Tensor, ...]],
+        params: list[torch.Tensor],
+        num_examples: int,
+    ) -> list[torch.Tensor]:
         """sum_i clip_C(g_i) + N(0, sigma^2 C^2), divided by the expected batch size q n."""
         if not per_example:
             stacked = [torch.zeros(0, *p.shape) for p in params]
@@ -59,17 +73,23 @@ class DPSGD(Defense):
             stacked = [torch.stack(grads) for grads in zip(*per_example)]
         return self.private_gradient_batched(stacked, num_examples)
 
-    def private_gradient_batched(self, per_example: list[torch.Tensor],
-                                 num_examples: int) -> list[torch.Tensor]:
+    def private_gradient_batched(
+        self, per_example: list[torch.Tensor], num_examples: int
+    ) -> list[torch.Tensor]:
         """The same from per-example gradients stacked along dim 0, one tensor per parameter."""
         clip = float(self.cfg["max_grad_norm"])
         sigma = float(self.cfg["noise_multiplier"])
         norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in per_example))
         factors = 1.0 / torch.clamp(norms / clip, min=1.0)
         expected = float(self.cfg["sample_rate"]) * num_examples
-        return [((g * factors.view(-1, *[1] * (g.dim() - 1))).sum(0)
-                 + sigma * clip * torch.randn(g.shape[1:], generator=self._rng())) / expected
-                for g in per_example]
+        return [
+            (
+                (g * factors.view(-1, *[1] * (g.dim() - 1))).sum(0)
+                + sigma * clip * torch.randn(g.shape[1:], generator=self._rng())
+            )
+            / expected
+            for g in per_example
+        ]
 
     def adapt_target(self, model: torch.nn.Module) -> torch.nn.Module:
         """Batch norm mixes examples, so per-example clipping needs group norm instead."""
@@ -79,10 +99,12 @@ class DPSGD(Defense):
 
         return ModuleValidator.fix(model)
 
+    def graph_gradients(self, model: torch.nn.Module, graph, edge_index: torch.Tensor):
+        """Exact per-node gradients of a transductive GNN, clipped and noised (below)."""
+        return PerNodeGradients(model, graph, edge_index, self)
+
     def fit_image_target(self, model, data, settings: dict, progress: bool) -> dict:
         from torch.func import functional_call, grad, vmap
-
-        from tasks.training import progress_bar
 
         n = len(data.train_x)
         steps = int(round(int(settings["epochs"]) / float(self.cfg["sample_rate"])))
@@ -105,8 +127,9 @@ class DPSGD(Defense):
                     stacked = [grads[name] for name in names]
                 else:
                     stacked = [torch.zeros(0, *params[name].shape) for name in names]
-                for parameter, noisy in zip(model.parameters(),
-                                            self.private_gradient_batched(stacked, n)):
+                for parameter, noisy in zip(
+                    model.parameters(), self.private_gradient_batched(stacked, n)
+                ):
                     parameter.grad = noisy
                 optimizer.step()
                 bar.update()
@@ -117,12 +140,55 @@ class DPSGD(Defense):
         from opacus.accountants import RDPAccountant
 
         accountant = RDPAccountant()
-        accountant.history = [(float(self.cfg["noise_multiplier"]),
-                               float(self.cfg["sample_rate"]), steps)]
+        accountant.history = [
+            (float(self.cfg["noise_multiplier"]), float(self.cfg["sample_rate"]), steps)
+        ]
         delta = float(self.cfg["delta"])
-        return {"epsilon": accountant.get_epsilon(delta), "delta": delta, "steps": steps,
-                "sample_rate": float(self.cfg["sample_rate"]),
-                "noise_multiplier": float(self.cfg["noise_multiplier"]),
-                "max_grad_norm": float(self.cfg["max_grad_norm"]),
-                "examples": num_examples,
-                "unit": "one training example (graphs: one training node's loss term)"}
+        return {
+            "epsilon": accountant.get_epsilon(delta),
+            "delta": delta,
+            "steps": steps,
+            "sample_rate": float(self.cfg["sample_rate"]),
+            "noise_multiplier": float(self.cfg["noise_multiplier"]),
+            "max_grad_norm": float(self.cfg["max_grad_norm"]),
+            "examples": num_examples,
+            "unit": "one training example (graphs: one training node's loss term)",
+        }
+
+
+class PerNodeGradients:
+    """DP-SGD's per-example gradients for a transductive GNN.
+
+    Each training node's loss depends on its 2-hop computation graph only, so its exact
+    gradient is one backward pass over that subgraph (extracted once). Per step, nodes are
+    Poisson-sampled with the defense's rate; the defense clips and noises the sum.
+    """
+
+    def __init__(self, model: torch.nn.Module, graph, edge_index: torch.Tensor, defense):
+        from torch_geometric.utils import k_hop_subgraph
+
+        self.model, self.graph, self.defense = model, graph, defense
+        self.train_nodes = torch.nonzero(graph.train_mask).squeeze(1)
+        self.subgraphs = []
+        for node in self.train_nodes.tolist():
+            subset, sub_edges, mapping, _ = k_hop_subgraph(
+                node, 2, edge_index, relabel_nodes=True, num_nodes=graph.num_nodes
+            )
+            self.subgraphs.append((subset, sub_edges, int(mapping[0])))
+
+    def set_private_gradients(self) -> None:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        chosen = self.defense.poisson_sample(len(self.train_nodes))
+        per_example = []
+        for index in chosen.tolist():
+            subset, sub_edges, position = self.subgraphs[index]
+            logits = self.model(self.graph.x[subset], sub_edges)[position : position + 1]
+            loss = F.cross_entropy(logits, self.graph.y[self.train_nodes[index]].view(1))
+            per_example.append(torch.autograd.grad(loss, params))
+        for param, grad in zip(
+            params, self.defense.private_gradient(per_example, params, len(self.train_nodes))
+        ):
+            param.grad = grad
+
+    def privacy_spent(self, steps: int) -> dict:
+        return self.defense.privacy_spent(steps, len(self.train_nodes))

@@ -18,18 +18,22 @@ from benchmark.methods import Defense
 from benchmark.registry import Citation, register_defense
 from defenses._edge_dp import check_size, edges_of, pair_bits
 
-LINKTELLER = Citation("LinkTeller: Recovering Private Edges from Graph Neural Networks via "
-                      "Influence Analysis", "Wu et al.", "IEEE S&P", 2022,
-                      "https://arxiv.org/abs/2108.06504")
+LINKTELLER = Citation(
+    "LinkTeller: Recovering Private Edges from Graph Neural Networks via Influence Analysis",
+    "Wu et al.",
+    "IEEE S&P",
+    2022,
+    "https://arxiv.org/abs/2108.06504",
+)
 
 
-@register_defense("edge-rand", modalities=("graph",), defense_kind="train", version="1.0",
-                  citation=LINKTELLER)
+@register_defense("edge-rand", modalities=("graph",), version="1.0", citation=LINKTELLER)
 class EdgeRand(Defense):
     kind = "train"
 
-    def perturb_edges(self, edges: np.ndarray, num_nodes: int,
-                      rng: np.random.Generator) -> np.ndarray:
+    def perturb_edges(
+        self, edges: np.ndarray, num_nodes: int, rng: np.random.Generator
+    ) -> np.ndarray:
         epsilon = float(self.cfg["epsilon"])
         pairs = check_size("edge-rand", num_nodes)
         s = 2.0 / (np.exp(epsilon) + 1.0)

@@ -17,13 +17,22 @@ from benchmark.registry import Citation, register_defense
 
 
 @register_defense(
-    "embedding-noise", modalities=("embedding",), defense_kind="output", version="1.0",
-    citation=Citation("Text Embeddings Reveal (Almost) As Much As Text (defense: Gaussian noise)",
-                      "Morris et al.", "EMNLP", 2023, "https://arxiv.org/abs/2310.06816"))
+    "embedding-noise",
+    modalities=("embedding",),
+    version="1.0",
+    citation=Citation(
+        "Text Embeddings Reveal (Almost) As Much As Text (defense: Gaussian noise)",
+        "Morris et al.",
+        "EMNLP",
+        2023,
+        "https://arxiv.org/abs/2310.06816",
+    ),
+)
 class EmbeddingNoise(Defense):
     kind = "output"
 
-    def transform_output(self, embeddings: torch.Tensor,
-                         generator: torch.Generator) -> torch.Tensor:
+    def transform_output(
+        self, embeddings: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         noise = torch.randn(embeddings.shape, generator=generator, dtype=embeddings.dtype)
         return embeddings + float(self.cfg["scale"]) * noise

@@ -13,9 +13,17 @@ from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "label-only-release", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
-    citation=Citation("Membership Inference Attacks Against Machine Learning Models",
-                      "Shokri et al.", "IEEE S&P", 2017, "https://arxiv.org/abs/1610.05820"))
+    "label-only-release",
+    modalities=PROBABILITY_RELEASES,
+    version="1.0",
+    citation=Citation(
+        "Membership Inference Attacks Against Machine Learning Models",
+        "Shokri et al.",
+        "IEEE S&P",
+        2017,
+        "https://arxiv.org/abs/1610.05820",
+    ),
+)
 class LabelOnlyRelease(Defense):
     kind = "output"
 

@@ -11,15 +11,19 @@ import torch.nn.functional as F
 from benchmark.methods import Defense
 from benchmark.registry import Citation, register_defense
 
-
 SMOOTHING_CITATION = Citation(
     "Be Careful What You Smooth For: Label Smoothing Can Be a Privacy Shield but Also a Catalyst "
-    "for Model Inversion Attacks", "Struppek et al.", "ICLR", 2024,
-    "https://arxiv.org/abs/2310.06549")
+    "for Model Inversion Attacks",
+    "Struppek et al.",
+    "ICLR",
+    2024,
+    "https://arxiv.org/abs/2310.06549",
+)
 
 
-@register_defense("label-smoothing", modalities=("image", "graph"), defense_kind="train",
-                  version="1.0", citation=SMOOTHING_CITATION)
+@register_defense(
+    "label-smoothing", modalities=("image", "graph"), version="1.0", citation=SMOOTHING_CITATION
+)
 class LabelSmoothing(Defense):
     kind = "train"
     runs_on_gpu = True  # its loss is built from the logits' own device

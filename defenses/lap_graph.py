@@ -16,19 +16,20 @@ from defenses._edge_dp import check_size, edges_of, pair_bits
 from defenses.edge_rand import LINKTELLER
 
 
-@register_defense("lap-graph", modalities=("graph",), defense_kind="train", version="1.0",
-                  citation=LINKTELLER)
+@register_defense("lap-graph", modalities=("graph",), version="1.0", citation=LINKTELLER)
 class LapGraph(Defense):
     kind = "train"
 
-    def perturb_edges(self, edges: np.ndarray, num_nodes: int,
-                      rng: np.random.Generator) -> np.ndarray:
+    def perturb_edges(
+        self, edges: np.ndarray, num_nodes: int, rng: np.random.Generator
+    ) -> np.ndarray:
         epsilon = float(self.cfg["epsilon"])
         pairs = check_size("lap-graph", num_nodes)
         epsilon_count = float(self.cfg["count_share"]) * epsilon
         count = int(round(len(edges) + rng.laplace(0.0, 1.0 / epsilon_count)))
         count = min(max(count, 0), pairs)
-        noisy = pair_bits(edges, num_nodes) + rng.laplace(0.0, 1.0 / (epsilon - epsilon_count),
-                                                          pairs)
+        noisy = pair_bits(edges, num_nodes) + rng.laplace(
+            0.0, 1.0 / (epsilon - epsilon_count), pairs
+        )
         top = np.argpartition(-noisy, count - 1)[:count] if count else np.zeros(0, np.int64)
         return edges_of(np.sort(top), num_nodes)

@@ -37,17 +37,25 @@ class VariationalBottleneck(nn.Module):
 
 
 @register_defense(
-    "mid", modalities=("image",), defense_kind="train", version="1.0",
-    citation=Citation("Improving Robustness to Model Inversion Attacks via Mutual Information "
-                      "Regularization", "Wang et al.", "AAAI", 2021,
-                      "https://arxiv.org/abs/2009.05241"))
+    "mid",
+    modalities=("image",),
+    version="1.0",
+    citation=Citation(
+        "Improving Robustness to Model Inversion Attacks via Mutual Information Regularization",
+        "Wang et al.",
+        "AAAI",
+        2021,
+        "https://arxiv.org/abs/2009.05241",
+    ),
+)
 class MID(Defense):
     kind = "train"
 
     def adapt_target(self, model: nn.Module) -> nn.Module:
         head = model.head
-        model.head = VariationalBottleneck(head.in_features, int(self.cfg["bottleneck"]),
-                                           head.out_features)
+        model.head = VariationalBottleneck(
+            head.in_features, int(self.cfg["bottleneck"]), head.out_features
+        )
         return model
 
     def training_step(self, model, inputs, labels):

@@ -16,18 +16,23 @@ from benchmark.registry import register_defense
 from defenses.label_smoothing import SMOOTHING_CITATION, LabelSmoothing
 
 
-@register_defense("negls", modalities=("image", "graph"), defense_kind="train", version="1.0",
-                  citation=SMOOTHING_CITATION)
+@register_defense(
+    "negls", modalities=("image", "graph"), version="1.0", citation=SMOOTHING_CITATION
+)
 class NegativeLabelSmoothing(LabelSmoothing):
     def __init__(self, cfg=None):
         super().__init__(cfg)
         if float(self.cfg["alpha"]) >= 0:
-            raise ValueError(f"negls needs alpha < 0, got {self.cfg['alpha']}; positive values "
-                             f"are the label-smoothing defense")
+            raise ValueError(
+                f"negls needs alpha < 0, got {self.cfg['alpha']}; positive values "
+                f"are the label-smoothing defense"
+            )
         start, end = (float(x) for x in self.cfg.get("schedule", (0.0, 0.0)))
         if not 0 <= start <= end <= 1:
-            raise ValueError(f"negls: schedule must be two fractions of training 0 <= start <= "
-                             f"end <= 1, got {self.cfg.get('schedule')}")
+            raise ValueError(
+                f"negls: schedule must be two fractions of training 0 <= start <= "
+                f"end <= 1, got {self.cfg.get('schedule')}"
+            )
         self.schedule = (start, end)
 
     def start_epoch(self, epoch: int, epochs: int) -> None:

@@ -4,7 +4,7 @@ from benchmark.methods import Defense
 from benchmark.registry import register_defense
 
 
-@register_defense("none", defense_kind="none", version="1.0")
+@register_defense("none", version="1.0")
 class NoDefense(Defense):
     kind = "none"
     runs_on_gpu = True

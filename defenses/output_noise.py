@@ -15,10 +15,17 @@ from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "output-noise", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
-    citation=Citation("Calibrating Noise to Sensitivity in Private Data Analysis (the Laplace "
-                      "mechanism)", "Dwork et al.", "TCC", 2006,
-                      "https://doi.org/10.1007/11681878_14"))
+    "output-noise",
+    modalities=PROBABILITY_RELEASES,
+    version="1.0",
+    citation=Citation(
+        "Calibrating Noise to Sensitivity in Private Data Analysis (the Laplace mechanism)",
+        "Dwork et al.",
+        "TCC",
+        2006,
+        "https://doi.org/10.1007/11681878_14",
+    ),
+)
 class OutputNoise(Defense):
     kind = "output"
 

@@ -20,10 +20,17 @@ from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
 
 
 @register_defense(
-    "rounding", modalities=PROBABILITY_RELEASES, defense_kind="output", version="1.0",
-    citation=Citation("Model Inversion Attacks that Exploit Confidence Information and Basic "
-                      "Countermeasures", "Fredrikson et al.", "CCS", 2015,
-                      "https://doi.org/10.1145/2810103.2813677"))
+    "rounding",
+    modalities=PROBABILITY_RELEASES,
+    version="1.0",
+    citation=Citation(
+        "Model Inversion Attacks that Exploit Confidence Information and Basic Countermeasures",
+        "Fredrikson et al.",
+        "CCS",
+        2015,
+        "https://doi.org/10.1145/2810103.2813677",
+    ),
+)
 class Rounding(Defense):
     kind = "output"
 

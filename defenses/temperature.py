@@ -15,9 +15,17 @@ from benchmark.registry import Citation, register_defense
 
 
 @register_defense(
-    "temperature", modalities=("text",), defense_kind="output", version="1.0",
-    citation=Citation("Language Model Inversion (defenses: sampling temperature)",
-                      "Morris et al.", "ICLR", 2024, "https://arxiv.org/abs/2311.13647"))
+    "temperature",
+    modalities=("text",),
+    version="1.0",
+    citation=Citation(
+        "Language Model Inversion (defenses: sampling temperature)",
+        "Morris et al.",
+        "ICLR",
+        2024,
+        "https://arxiv.org/abs/2311.13647",
+    ),
+)
 class Temperature(Defense):
     kind = "output"
 

@@ -17,26 +17,48 @@ from benchmark.registry import Citation, register_defense
 
 
 @register_defense(
-    "tl", modalities=("image",), defense_kind="train", version="1.0",
-    citation=Citation("Model Inversion Robustness: Can Transfer Learning Help?", "Ho et al.",
-                      "CVPR", 2024, "https://arxiv.org/abs/2405.05588"))
+    "tl",
+    modalities=("image",),
+    version="1.0",
+    citation=Citation(
+        "Model Inversion Robustness: Can Transfer Learning Help?",
+        "Ho et al.",
+        "CVPR",
+        2024,
+        "https://arxiv.org/abs/2405.05588",
+    ),
+)
 class TransferLearning(Defense):
     kind = "train"
 
     def fit_image_target(self, model, data, settings: dict, progress: bool) -> dict:
         private_head = model.head
         model.head = nn.Linear(private_head.in_features, int(data.public_y.max()) + 1)
-        data.fit(model, data.public_x, data.public_y,
-                 {**settings, "epochs": int(self.cfg["pretrain_epochs"])},
-                 lambda m, x, y: F.cross_entropy(m(x), y), "TL pre-training (public)")
+        data.fit(
+            model,
+            data.public_x,
+            data.public_y,
+            {**settings, "epochs": int(self.cfg["pretrain_epochs"])},
+            lambda m, x, y: F.cross_entropy(m(x), y),
+            "TL pre-training (public)",
+        )
         model.head = private_head
         backbone = list(model.backbone.parameters())
         frozen = int(round(float(self.cfg["frozen_fraction"]) * len(backbone)))
         for parameter in backbone[:frozen]:
             parameter.requires_grad_(False)
-        data.fit(model, data.train_x, data.train_y, settings, self.training_step,
-                 "TL fine-tuning (private)")
+        data.fit(
+            model,
+            data.train_x,
+            data.train_y,
+            settings,
+            self.training_step,
+            "TL fine-tuning (private)",
+        )
         for parameter in backbone[:frozen]:
             parameter.requires_grad_(True)
-        return {"public_pretrain_epochs": int(self.cfg["pretrain_epochs"]),
-                "frozen_backbone_tensors": frozen, "backbone_tensors": len(backbone)}
+        return {
+            "public_pretrain_epochs": int(self.cfg["pretrain_epochs"]),
+            "frozen_backbone_tensors": frozen,
+            "backbone_tensors": len(backbone),
+        }

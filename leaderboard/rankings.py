@@ -20,20 +20,29 @@ def _shared_ranks(values: pd.Series, strongest_first: bool) -> pd.Series:
 
 def attack_ranking(matrix: pd.DataFrame, higher_is_stronger: bool) -> list[dict]:
     """``matrix``: attacks x defenses of the primary metric (NaN where a cell did not run)."""
-    ranks = matrix.apply(lambda column: _shared_ranks(column.dropna(), higher_is_stronger)
-                         .reindex(column.index), axis=0)
+    ranks = matrix.apply(
+        lambda column: _shared_ranks(column.dropna(), higher_is_stronger).reindex(column.index),
+        axis=0,
+    )
     mean_rank = ranks.mean(axis=1).dropna()
     if mean_rank.empty:
         return []
     overall = _shared_ranks(mean_rank.round(9), strongest_first=False)
-    rows = [{"rank": int(overall[attack]), "attack": attack,
-             "mean_rank": float(mean_rank[attack]),
-             "defenses": int(ranks.loc[attack].notna().sum())} for attack in mean_rank.index]
+    rows = [
+        {
+            "rank": int(overall[attack]),
+            "attack": attack,
+            "mean_rank": float(mean_rank[attack]),
+            "defenses": int(ranks.loc[attack].notna().sum()),
+        }
+        for attack in mean_rank.index
+    ]
     return sorted(rows, key=lambda row: (row["rank"], row["attack"]))
 
 
-def defense_ranking(matrix: pd.DataFrame, higher_is_stronger: bool,
-                    utility: dict[str, float | None]) -> list[dict]:
+def defense_ranking(
+    matrix: pd.DataFrame, higher_is_stronger: bool, utility: dict[str, float | None]
+) -> list[dict]:
     """Defenses by the strongest attack's success against them (best defense first)."""
     strength = matrix if higher_is_stronger else -matrix
     columns = [d for d in matrix.columns if matrix[d].notna().any()]
@@ -42,7 +51,15 @@ def defense_ranking(matrix: pd.DataFrame, higher_is_stronger: bool,
     strongest = {d: strength[d].idxmax() for d in columns}
     worst = pd.Series({d: float(matrix.loc[strongest[d], d]) for d in columns})
     ranks = _shared_ranks(worst if higher_is_stronger else -worst, strongest_first=False)
-    rows = [{"rank": int(ranks[d]), "defense": d, "worst_case": float(worst[d]),
-             "strongest_attack": strongest[d], "attacks": int(matrix[d].notna().sum()),
-             "utility": utility.get(d)} for d in columns]
+    rows = [
+        {
+            "rank": int(ranks[d]),
+            "defense": d,
+            "worst_case": float(worst[d]),
+            "strongest_attack": strongest[d],
+            "attacks": int(matrix[d].notna().sum()),
+            "utility": utility.get(d),
+        }
+        for d in columns
+    ]
     return sorted(rows, key=lambda row: (row["rank"], row["defense"]))

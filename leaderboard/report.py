@@ -24,8 +24,16 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.cache import atomic_write_text
-from benchmark.registry import ACCESS_LEVELS, ATTACKS, DEFENSE_KINDS, DEFENSES, TASKS, \
-    UnknownNameError, incompatibility, load_all
+from benchmark.registry import (
+    ACCESS_LEVELS,
+    ATTACKS,
+    DEFENSE_KINDS,
+    DEFENSES,
+    TASKS,
+    UnknownNameError,
+    incompatibility,
+    load_all,
+)
 from benchmark.results import iter_records
 from leaderboard.charts import privacy_utility_chart, roc_chart
 from leaderboard.rankings import attack_ranking, defense_ranking
@@ -36,8 +44,19 @@ PAGE_ONLY = ("rows", "chart", "examples", "provenance")  # section keys left out
 
 
 def flatten(record: dict) -> dict:
-    row = {key: record.get(key) for key in (*CELL_KEYS, "seed", "status", "error", "modality",
-                                            "access", "defense_kind", "primary_metric")}
+    row = {
+        key: record.get(key)
+        for key in (
+            *CELL_KEYS,
+            "seed",
+            "status",
+            "error",
+            "modality",
+            "access",
+            "defense_kind",
+            "primary_metric",
+        )
+    }
     for name, metric in (record.get("metrics") or {}).items():
         row[name] = metric.get("value")
     for name, metric in (record.get("utility") or {}).items():
@@ -70,7 +89,9 @@ def aggregate(frame: pd.DataFrame, value_columns: list[str]) -> pd.DataFrame:
     table = table.join(std).join(grouped.size().rename("n_seeds"))
     failed = frame[frame.status != "ok"].groupby(CELL_KEYS)
     failures = failed.size().rename("n_failed").to_frame().join(failed["error"].first())
-    meta = frame.groupby(CELL_KEYS)[["modality", "access", "defense_kind", "primary_metric"]].first()
+    meta = frame.groupby(CELL_KEYS)[
+        ["modality", "access", "defense_kind", "primary_metric"]
+    ].first()
     table = meta.join(table, how="left").join(failures, how="left")
     table["n_seeds"] = table["n_seeds"].fillna(0).astype(int)
     table["n_failed"] = table["n_failed"].fillna(0).astype(int)
@@ -110,23 +131,44 @@ def _examples(records: list[dict]) -> dict[tuple[str, str], dict]:
     return {key: examples for key, (_, examples) in chosen.items()}
 
 
-def example_views(examples: dict[tuple[str, str], dict], attacks: list[str],
-                  defenses: list[str]) -> dict:
+def example_views(
+    examples: dict[tuple[str, str], dict], attacks: list[str], defenses: list[str]
+) -> dict:
     """What the page shows of the reconstructions: an image grid (attack x defense), prompt
     pairs, or one ROC chart per defense."""
     kinds = {e.get("kind") for e in examples.values()}
     if kinds == {"images"}:
-        return {"kind": "images", "grid": [
-            {"attack": a, "cells": [examples.get((a, d)) for d in defenses]} for a in attacks]}
+        return {
+            "kind": "images",
+            "grid": [
+                {"attack": a, "cells": [examples.get((a, d)) for d in defenses]} for a in attacks
+            ],
+        }
     if kinds == {"text"}:
-        return {"kind": "text", "rows": [
-            {"attack": a, "defense": d, **pair} for a in attacks for d in defenses
-            for pair in (examples.get((a, d)) or {}).get("pairs", [])]}
+        return {
+            "kind": "text",
+            "rows": [
+                {"attack": a, "defense": d, **pair}
+                for a in attacks
+                for d in defenses
+                for pair in (examples.get((a, d)) or {}).get("pairs", [])
+            ],
+        }
     if kinds == {"roc"}:
-        return {"kind": "roc", "charts": [
-            {"defense": d, "svg": roc_chart({a: examples[(a, d)] for a in attacks
-                                             if (a, d) in examples}, f"ROC curves under {d}")}
-            for d in defenses if any((a, d) in examples for a in attacks)]}
+        return {
+            "kind": "roc",
+            "charts": [
+                {
+                    "defense": d,
+                    "svg": roc_chart(
+                        {a: examples[(a, d)] for a in attacks if (a, d) in examples},
+                        f"ROC curves under {d}",
+                    ),
+                }
+                for d in defenses
+                if any((a, d) in examples for a in attacks)
+            ],
+        }
     return {"kind": None}
 
 
@@ -142,23 +184,33 @@ def hardware(record: dict) -> str:
 
 def provenance_rows(records: list[dict]) -> list[dict]:
     rows = []
-    for record in sorted(records, key=lambda r: (r.get("attack", ""), r.get("defense", ""),
-                                                 r.get("seed", 0))):
+    for record in sorted(
+        records, key=lambda r: (r.get("attack", ""), r.get("defense", ""), r.get("seed", 0))
+    ):
         git, env, cost = (record.get(k) or {} for k in ("git", "environment", "cost"))
-        rows.append({
-            "attack": record.get("attack"), "defense": record.get("defense"),
-            "seed": record.get("seed"), "status": record.get("status"),
-            "access": record.get("access"), "kind": record.get("defense_kind"),
-            "git": (git.get("sha") or "")[:10] + (" (dirty)" if git.get("dirty") else ""),
-            "config_hash": (record.get("config_hash") or "")[:12],
-            "hardware": hardware(record),
-            "date": record.get("finished"), "seconds": cost.get("seconds"),
-            "peak_rss_mb": cost.get("peak_rss_mb"), "queries": cost.get("queries")})
+        rows.append(
+            {
+                "attack": record.get("attack"),
+                "defense": record.get("defense"),
+                "seed": record.get("seed"),
+                "status": record.get("status"),
+                "access": record.get("access"),
+                "kind": record.get("defense_kind"),
+                "git": (git.get("sha") or "")[:10] + (" (dirty)" if git.get("dirty") else ""),
+                "config_hash": (record.get("config_hash") or "")[:12],
+                "hardware": hardware(record),
+                "date": record.get("finished"),
+                "seconds": cost.get("seconds"),
+                "peak_rss_mb": cost.get("peak_rss_mb"),
+                "queries": cost.get("queries"),
+            }
+        )
     return rows
 
 
-def task_sections(cells: pd.DataFrame, records: list[dict],
-                  directions: dict[str, bool]) -> list[dict]:
+def task_sections(
+    cells: pd.DataFrame, records: list[dict], directions: dict[str, bool]
+) -> list[dict]:
     citations = _citations(records)
     sections = []
     for (suite, task), group in cells.groupby(["suite", "task"], sort=True):
@@ -167,8 +219,11 @@ def task_sections(cells: pd.DataFrame, records: list[dict],
         higher = directions.get(primary, True)
         attacks = sorted(group.attack.unique())
         defenses = sorted(group.defense.unique(), key=lambda d: (d != "none", d))
-        values = group.pivot(index="attack", columns="defense", values=primary) \
-            if primary in group else pd.DataFrame(index=attacks, columns=defenses, dtype=float)
+        values = (
+            group.pivot(index="attack", columns="defense", values=primary)
+            if primary in group
+            else pd.DataFrame(index=attacks, columns=defenses, dtype=float)
+        )
         values = values.reindex(index=attacks, columns=defenses).astype(float)
         finite = values.stack().dropna()
         low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
@@ -180,25 +235,47 @@ def task_sections(cells: pd.DataFrame, records: list[dict],
             for defense in defenses:
                 hit = group[(group.attack == attack) & (group.defense == defense)]
                 if hit.empty:
-                    row.append({"state": "na", "kind": kinds[defense],
-                                "reason": not_applicable_reason(task, attack, defense)})
+                    row.append(
+                        {
+                            "state": "na",
+                            "kind": kinds[defense],
+                            "reason": not_applicable_reason(task, attack, defense),
+                        }
+                    )
                     continue
                 cell = hit.iloc[0]
                 value = _finite(cell.get(primary))
                 if cell.n_seeds == 0 or value is None:
-                    row.append({"state": "failed", "kind": kinds[defense],
-                                "reason": str(cell.error)})
+                    row.append(
+                        {"state": "failed", "kind": kinds[defense], "reason": str(cell.error)}
+                    )
                 else:
                     share = 0.5 if high == low else (value - low) / (high - low)
-                    row.append({"state": "ok", "value": value, "kind": kinds[defense],
-                                "share": share if higher else 1 - share,
-                                "std": _finite(cell.get(f"{primary}_std")),
-                                "n": int(cell.n_seeds), "failed": int(cell.n_failed),
-                                "reason": str(cell.error) if cell.n_failed else ""})
-            matrix.append({"attack": attack, "access": access[attack], "cells": row,
-                           "url": (citations.get(("attack", attack)) or {}).get("url")})
-        utility = (group.groupby("defense")["utility_test_accuracy"].mean()
-                   if "utility_test_accuracy" in group else pd.Series(dtype=float))
+                    row.append(
+                        {
+                            "state": "ok",
+                            "value": value,
+                            "kind": kinds[defense],
+                            "share": share if higher else 1 - share,
+                            "std": _finite(cell.get(f"{primary}_std")),
+                            "n": int(cell.n_seeds),
+                            "failed": int(cell.n_failed),
+                            "reason": str(cell.error) if cell.n_failed else "",
+                        }
+                    )
+            matrix.append(
+                {
+                    "attack": attack,
+                    "access": access[attack],
+                    "cells": row,
+                    "url": (citations.get(("attack", attack)) or {}).get("url"),
+                }
+            )
+        utility = (
+            group.groupby("defense")["utility_test_accuracy"].mean()
+            if "utility_test_accuracy" in group
+            else pd.Series(dtype=float)
+        )
         utility_of = {d: _finite(utility.get(d)) for d in defenses}
         defense_rows = defense_ranking(values, higher, utility_of)
         for row in defense_rows:
@@ -206,20 +283,37 @@ def task_sections(cells: pd.DataFrame, records: list[dict],
         attack_rows = attack_ranking(values, higher)
         for row in attack_rows:
             row["access"] = access[row["attack"]]
-        sections.append({
-            "suite": suite, "task": task, "modality": group.modality.iloc[0], "primary": primary,
-            "higher": higher, "attacks": attacks, "matrix": matrix,
-            "metrics": [m for m in sorted(directions) if not m.startswith("utility_")
-                        and m in group and group[m].notna().any()],
-            "defenses": [{"name": d, "kind": kinds[d],
-                          "url": (citations.get(("defense", d)) or {}).get("url"),
-                          "utility": utility_of[d]} for d in defenses],
-            "attack_ranking": attack_rows, "defense_ranking": defense_rows,
-            "chart": privacy_utility_chart(defense_rows, primary, higher),
-            "examples": example_views(_examples(task_records), attacks, defenses),
-            "provenance": provenance_rows(task_records),
-            "rows": group.to_dict("records"),
-        })
+        sections.append(
+            {
+                "suite": suite,
+                "task": task,
+                "modality": group.modality.iloc[0],
+                "primary": primary,
+                "higher": higher,
+                "attacks": attacks,
+                "matrix": matrix,
+                "metrics": [
+                    m
+                    for m in sorted(directions)
+                    if not m.startswith("utility_") and m in group and group[m].notna().any()
+                ],
+                "defenses": [
+                    {
+                        "name": d,
+                        "kind": kinds[d],
+                        "url": (citations.get(("defense", d)) or {}).get("url"),
+                        "utility": utility_of[d],
+                    }
+                    for d in defenses
+                ],
+                "attack_ranking": attack_rows,
+                "defense_ranking": defense_rows,
+                "chart": privacy_utility_chart(defense_rows, primary, higher),
+                "examples": example_views(_examples(task_records), attacks, defenses),
+                "provenance": provenance_rows(task_records),
+                "rows": group.to_dict("records"),
+            }
+        )
     return sections
 
 
@@ -232,27 +326,53 @@ def method_cards(records: list[dict], sections: list[dict]) -> list[dict]:
     for s in sections:
         label = f"{s['suite']}/{s['task']}"
         for row in s["matrix"]:
-            cell = row["cells"][[d["name"] for d in s["defenses"]].index("none")] \
-                if any(d["name"] == "none" for d in s["defenses"]) else None
+            cell = (
+                row["cells"][[d["name"] for d in s["defenses"]].index("none")]
+                if any(d["name"] == "none" for d in s["defenses"])
+                else None
+            )
             if cell and cell["state"] == "ok":
                 ours.setdefault(("attack", row["attack"]), []).append(
-                    {"task": label, "metric": s["primary"], "value": cell["value"],
-                     "against": "no defense"})
+                    {
+                        "task": label,
+                        "metric": s["primary"],
+                        "value": cell["value"],
+                        "against": "no defense",
+                    }
+                )
         for row in s["defense_ranking"]:
             ours.setdefault(("defense", row["defense"]), []).append(
-                {"task": label, "metric": s["primary"], "value": row["worst_case"],
-                 "against": f"strongest attack ({row['strongest_attack']})"})
+                {
+                    "task": label,
+                    "metric": s["primary"],
+                    "value": row["worst_case"],
+                    "against": f"strongest attack ({row['strongest_attack']})",
+                }
+            )
     cards: dict[tuple[str, str], dict] = {}
     for record in records:
         for kind in ("attack", "defense"):
             name = record.get(kind)
-            card = cards.setdefault((kind, name), {
-                "kind": kind, "name": name, "citation": (record.get("citations") or {}).get(kind),
-                "level": record.get("access") if kind == "attack" else record.get("defense_kind"),
-                "version": (record.get("versions") or {}).get(kind), "settings": {},
-                "paper": (record.get("paper") or {}).get(kind), "ours": ours.get((kind, name), [])})
-            settings = {k: v for k, v in ((record.get("config") or {}).get(kind) or {}).items()
-                        if k != "name"}
+            card = cards.setdefault(
+                (kind, name),
+                {
+                    "kind": kind,
+                    "name": name,
+                    "citation": (record.get("citations") or {}).get(kind),
+                    "level": record.get("access")
+                    if kind == "attack"
+                    else record.get("defense_kind"),
+                    "version": (record.get("versions") or {}).get(kind),
+                    "settings": {},
+                    "paper": (record.get("paper") or {}).get(kind),
+                    "ours": ours.get((kind, name), []),
+                },
+            )
+            settings = {
+                k: v
+                for k, v in ((record.get("config") or {}).get(kind) or {}).items()
+                if k != "name"
+            }
             text = json.dumps(settings, indent=1, sort_keys=True, default=str)
             card["settings"].setdefault(text, 0)
             card["settings"][text] += 1
@@ -284,14 +404,20 @@ def build_report(results: Path, site: Path) -> Path:
         "tasks": [{k: v for k, v in s.items() if k not in PAGE_ONLY} for s in sections],
     }
     atomic_write_text(site / "leaderboard.json", json.dumps(payload, indent=2, default=str))
-    environment = Environment(loader=FileSystemLoader(TEMPLATES),
-                              autoescape=select_autoescape(["html", "j2"]))
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
     html = environment.get_template("index.html.j2").render(
-        sections=sections, cards=cards, records=len(records), directions=directions,
+        sections=sections,
+        cards=cards,
+        records=len(records),
+        directions=directions,
         failed=int((frame.status != "ok").sum()) if not frame.empty else 0,
         access_levels=[a for a in ACCESS_LEVELS if any(a == r.get("access") for r in records)],
-        defense_kinds=[k for k in DEFENSE_KINDS
-                       if any(k == r.get("defense_kind") for r in records)])
+        defense_kinds=[
+            k for k in DEFENSE_KINDS if any(k == r.get("defense_kind") for r in records)
+        ],
+    )
     index = site / "index.html"
     atomic_write_text(index, html)
     return index

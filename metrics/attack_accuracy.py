@@ -6,8 +6,13 @@ import torch
 
 from benchmark.registry import Citation, register_metric
 
-GMI = Citation("The Secret Revealer: Generative Model-Inversion Attacks Against Deep Neural "
-               "Networks", "Zhang et al.", "CVPR", 2020, "https://arxiv.org/abs/1911.07135")
+GMI = Citation(
+    "The Secret Revealer: Generative Model-Inversion Attacks Against Deep Neural Networks",
+    "Zhang et al.",
+    "CVPR",
+    2020,
+    "https://arxiv.org/abs/1911.07135",
+)
 
 
 def attack_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:

@@ -19,12 +19,18 @@ from sklearn.metrics import average_precision_score
 
 from benchmark.registry import Citation, register_metric
 
-LINK_STEALING = Citation("Stealing Links from Graph Neural Networks", "He et al.",
-                         "USENIX Security", 2021, "https://arxiv.org/abs/2005.02131")
+LINK_STEALING = Citation(
+    "Stealing Links from Graph Neural Networks",
+    "He et al.",
+    "USENIX Security",
+    2021,
+    "https://arxiv.org/abs/2005.02131",
+)
 
 
-def sample_non_edges(num_nodes: int, edges: np.ndarray, count: int,
-                     rng: np.random.Generator) -> np.ndarray:
+def sample_non_edges(
+    num_nodes: int, edges: np.ndarray, count: int, rng: np.random.Generator
+) -> np.ndarray:
     """``count`` distinct unordered pairs (i < j) that are not in ``edges`` ([E, 2], i < j)."""
     existing = set(map(tuple, np.sort(edges, axis=1).tolist()))
     chosen: set[tuple[int, int]] = set()
@@ -69,10 +75,17 @@ def edge_average_precision(positive_scores: np.ndarray, negative_scores: np.ndar
     return float(average_precision_score(labels, np.r_[positive_scores, negative_scores]))
 
 
-@register_metric("auc_all_pairs", modalities=("graph",),
-                 citation=Citation("GraphMI: Extracting Private Graph Data from Graph Neural "
-                                   "Networks", "Zhang et al.", "IJCAI", 2021,
-                                   "https://arxiv.org/abs/2106.02820"))
+@register_metric(
+    "auc_all_pairs",
+    modalities=("graph",),
+    citation=Citation(
+        "GraphMI: Extracting Private Graph Data from Graph Neural Networks",
+        "Zhang et al.",
+        "IJCAI",
+        2021,
+        "https://arxiv.org/abs/2106.02820",
+    ),
+)
 def edge_auc_all_pairs(scores: np.ndarray, edges: np.ndarray) -> float:
     """ROC AUC over all pairs i < j of an [n, n] score matrix; ``edges`` [E, 2] (i < j) are the
     positives, every other pair a negative. The score of (i, j) is read from row i, column j."""

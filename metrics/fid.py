@@ -16,19 +16,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
-from tasks.downloads import dataset, online
 
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
-FID_CITATION = Citation("GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash "
-                        "Equilibrium", "Heusel et al.", "NeurIPS", 2017,
-                        "https://arxiv.org/abs/1706.08500")
+FID_CITATION = Citation(
+    "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
+    "Heusel et al.",
+    "NeurIPS",
+    2017,
+    "https://arxiv.org/abs/1706.08500",
+)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """The Frechet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
     from scipy import linalg
 
@@ -48,12 +53,16 @@ def weights_path() -> Path:
 def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
     from pytorch_fid.inception import InceptionV3
 
-    model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True,
-                        normalize_input=True, use_fid_inception=True).eval()
+    model = InceptionV3(
+        [InceptionV3.BLOCK_INDEX_BY_DIM[2048]],
+        resize_input=True,
+        normalize_input=True,
+        use_fid_inception=True,
+    ).eval()
     features = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size].float().clamp(0, 1)
+            batch = images[start : start + batch_size].float().clamp(0, 1)
             if batch.shape[1] == 1:
                 batch = batch.expand(-1, 3, -1, -1)
             features.append(model(batch)[0].flatten(1).double().numpy())
@@ -64,17 +73,18 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray
 def fid(reconstructions: torch.Tensor, private: torch.Tensor, offline: bool) -> float | Unavailable:
     """FID of reconstructions [N, C, H, W] against private images [M, C, H, W], or Unavailable."""
     if not weights_path().exists() and offline:
-        return Unavailable(f"FID Inception weights {FID_WEIGHTS} are not in {weights_path().parent}"
-                           f" (offline); download them from the pytorch-fid release "
-                           f"'fid_weights' into that folder")
+        return Unavailable(
+            f"FID Inception weights {FID_WEIGHTS} are not in {weights_path().parent}"
+            f" (offline); download them from the pytorch-fid release "
+            f"'fid_weights' into that folder"
+        )
     if min(len(reconstructions), len(private)) < 2:
         return Unavailable("FID needs at least two images on each side")
     try:
         a, b = inception_features(reconstructions), inception_features(private)
     except Exception as error:  # a failed download or load: say so, never a number
         return Unavailable(f"FID Inception weights could not be loaded: {error}")
-    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0),
-                            np.cov(b, rowvar=False))
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
 @dataset("fid-inception")
@@ -87,6 +97,7 @@ def fetch_fid_weights(data_root: Path, offline: bool) -> str:
     if offline or not online():
         raise MissingDataError(
             f"fid-inception: offline. Download {FID_WEIGHTS_URL} (its sha256 starts with "
-            f"6726825d, as its name says) into {weights_path().parent}/")
+            f"6726825d, as its name says) into {weights_path().parent}/"
+        )
     torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, progress=False, check_hash=True)
     return f"fid-inception: downloaded to {weights_path()} (hash prefix checked)"

@@ -9,8 +9,12 @@ from metrics.attack_accuracy import GMI
 
 
 @register_metric("knn_dist", modalities=("image",), citation=GMI)
-def knn_feature_distance(recon_features: torch.Tensor, recon_labels: torch.Tensor,
-                         private_features: torch.Tensor, private_labels: torch.Tensor) -> float:
+def knn_feature_distance(
+    recon_features: torch.Tensor,
+    recon_labels: torch.Tensor,
+    private_features: torch.Tensor,
+    private_labels: torch.Tensor,
+) -> float:
     """Mean over reconstructions of min_j ||f(x_rec) - f(x_j)||_2^2, x_j private of the same class.
 
     Features are the evaluation model's penultimate layer. Lower means closer to real private

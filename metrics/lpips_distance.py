@@ -18,16 +18,29 @@ from benchmark.registry import Citation, register_metric
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
 
-@register_metric("lpips", modalities=("image",), citation=Citation(
-    "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric", "Zhang et al.",
-    "CVPR", 2018, "https://arxiv.org/abs/1801.03924"))
-def nearest_lpips(reconstructions: torch.Tensor, recon_labels: torch.Tensor,
-                  private: torch.Tensor, private_labels: torch.Tensor,
-                  offline: bool) -> float | Unavailable:
+@register_metric(
+    "lpips",
+    modalities=("image",),
+    citation=Citation(
+        "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
+        "Zhang et al.",
+        "CVPR",
+        2018,
+        "https://arxiv.org/abs/1801.03924",
+    ),
+)
+def nearest_lpips(
+    reconstructions: torch.Tensor,
+    recon_labels: torch.Tensor,
+    private: torch.Tensor,
+    private_labels: torch.Tensor,
+    offline: bool,
+) -> float | Unavailable:
     path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
     if not path.exists() and offline:
-        return Unavailable(f"LPIPS needs AlexNet's ImageNet weights {ALEXNET_WEIGHTS} in "
-                           f"{path.parent} (offline)")
+        return Unavailable(
+            f"LPIPS needs AlexNet's ImageNet weights {ALEXNET_WEIGHTS} in {path.parent} (offline)"
+        )
     try:
         import lpips
 
@@ -43,7 +56,6 @@ def nearest_lpips(reconstructions: torch.Tensor, recon_labels: torch.Tensor,
     with torch.no_grad():
         for recon, label in zip(reconstructions, recon_labels):
             candidates = prepare(private[private_labels == label])
-            distances = model(prepare(recon[None]).expand(len(candidates), -1, -1, -1),
-                              candidates)
+            distances = model(prepare(recon[None]).expand(len(candidates), -1, -1, -1), candidates)
             nearest.append(distances.min())
     return torch.stack(nearest).mean().item()

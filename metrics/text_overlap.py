@@ -8,7 +8,6 @@
   that appear, as whole words, in their reconstruction (0-1).
 """
 
-
 from __future__ import annotations
 
 import re
@@ -17,8 +16,9 @@ from sacrebleu.metrics import BLEU
 
 from benchmark.registry import Citation, register_metric
 
-LM_INVERSION = Citation("Language Model Inversion", "Morris et al.", "ICLR", 2024,
-                        "https://arxiv.org/abs/2311.13647")
+LM_INVERSION = Citation(
+    "Language Model Inversion", "Morris et al.", "ICLR", 2024, "https://arxiv.org/abs/2311.13647"
+)
 
 _SENTENCE_BLEU = BLEU(effective_order=True)
 

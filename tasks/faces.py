@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.cache import atomic_write_bytes, file_md5
+from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError
 from benchmark.registry import Citation, register_task
-from tasks.downloads import dataset, online
 from tasks.images import ImageTask
 
 OLIVETTI_FILE = "olivetti_py3.pkz"
@@ -32,17 +32,27 @@ CELEBA_MD5 = {
     "list_eval_partition.txt": "d32c9cbf5e040fd4025c592c306e6668",
     "img_align_celeba.zip": "00d2c5bc6d35e252742224ab0c1e8fcb",
 }
-CELEBA_SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Google Drive: Img/, Anno/, Eval/)"
+CELEBA_SOURCE = (
+    "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Google Drive: Img/, Anno/, Eval/)"
+)
 FFHQ_SOURCE = "https://github.com/NVlabs/ffhq-dataset (thumbnails128x128/ or images1024x1024/)"
 DETECT_SIDE = 320
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 @register_task(
-    "olivetti", modalities=("image",), version="1.0", real_data=True,
-    citation=Citation("Parameterisation of a stochastic model for human face identification",
-                      "Samaria and Harter", "IEEE WACV", 1994,
-                      "https://cam-orl.co.uk/facedatabase.html"))
+    "olivetti",
+    modalities=("image",),
+    version="1.0",
+    real_data=True,
+    citation=Citation(
+        "Parameterisation of a stochastic model for human face identification",
+        "Samaria and Harter",
+        "IEEE WACV",
+        1994,
+        "https://cam-orl.co.uk/facedatabase.html",
+    ),
+)
 class Olivetti(ImageTask):
     """The ORL/Olivetti faces as scikit-learn caches them (40 x 10 grey 64x64 images)."""
 
@@ -56,13 +66,15 @@ class Olivetti(ImageTask):
     def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         from sklearn.datasets import fetch_olivetti_faces
 
-        faces = fetch_olivetti_faces(data_home=str(olivetti_home(self.data_root)),
-                                     download_if_missing=False)
+        faces = fetch_olivetti_faces(
+            data_home=str(olivetti_home(self.data_root)), download_if_missing=False
+        )
         images = torch.tensor(faces.images, dtype=torch.float32)[:, None]
         size = int(self.cfg.get("image_size", 64))
         if size != images.shape[-1]:
-            images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
-                                   align_corners=False).clamp(0, 1)
+            images = F.interpolate(
+                images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            ).clamp(0, 1)
         return images, faces.target
 
 
@@ -88,7 +100,8 @@ def load_folder(paths: list[Path], size: int, crop: int | None = None) -> torch.
             side = crop or min(width, height)
             left, top = (width - side) // 2, (height - side) // 2
             image = image.crop((left, top, left + side, top + side)).resize(
-                (size, size), Image.BICUBIC)
+                (size, size), Image.BICUBIC
+            )
             out[i] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1) / 255.0
     return out
 
@@ -101,8 +114,9 @@ def detect_faces(paths: list[Path], size: int, margin: float) -> tuple[torch.Ten
     from facenet_pytorch import MTCNN
     from PIL import Image
 
-    detector = MTCNN(keep_all=False, select_largest=False, post_process=False, min_face_size=40,
-                     device="cpu")
+    detector = MTCNN(
+        keep_all=False, select_largest=False, post_process=False, min_face_size=40, device="cpu"
+    )
     faces, kept = [], []
     for i, path in enumerate(paths):
         with Image.open(path) as image:
@@ -110,17 +124,19 @@ def detect_faces(paths: list[Path], size: int, margin: float) -> tuple[torch.Ten
             # Detection on a copy at most DETECT_SIDE pixels wide (its cost grows with the
             # pixel count); the crop is taken from the full-resolution photo.
             scale = min(1.0, DETECT_SIDE / max(image.size))
-            small = image.resize((max(1, round(image.width * scale)),
-                                  max(1, round(image.height * scale))), Image.BILINEAR)
+            small = image.resize(
+                (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                Image.BILINEAR,
+            )
             boxes, _ = detector.detect(small)
             if boxes is None:
                 continue
             x0, y0, x1, y1 = boxes[0] / scale
             side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            crop = image.crop((int(cx - side / 2), int(cy - side / 2),
-                               int(cx + side / 2), int(cy + side / 2))).resize(
-                (size, size), Image.BICUBIC)
+            crop = image.crop(
+                (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
+            ).resize((size, size), Image.BICUBIC)
             faces.append(torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1) / 255.0)
             kept.append(i)
     if not faces:
@@ -129,9 +145,18 @@ def detect_faces(paths: list[Path], size: int, margin: float) -> tuple[torch.Ten
 
 
 @register_task(
-    "celeba", modalities=("image",), version="1.0", real_data=True,
-    citation=Citation("Deep Learning Face Attributes in the Wild", "Liu et al.", "ICCV", 2015,
-                      "https://arxiv.org/abs/1411.7766"))
+    "celeba",
+    modalities=("image",),
+    version="1.0",
+    real_data=True,
+    citation=Citation(
+        "Deep Learning Face Attributes in the Wild",
+        "Liu et al.",
+        "ICCV",
+        2015,
+        "https://arxiv.org/abs/1411.7766",
+    ),
+)
 class CelebA(ImageTask):
     """CelebA under ``task.root`` (default ``<data root>/celeba``): ``identity_CelebA.txt``, and
     ``img_align_celeba/`` (preferred) or ``img_celeba/`` (faces detected with MTCNN)."""
@@ -149,16 +174,22 @@ class CelebA(ImageTask):
             path = self.root() / name
             if not path.exists():
                 if name == "identity_CelebA.txt":
-                    problems.append(f"missing: {path} (md5 {CELEBA_MD5[name]}, from "
-                                    f"{CELEBA_SOURCE}, folder Anno/)")
+                    problems.append(
+                        f"missing: {path} (md5 {CELEBA_MD5[name]}, from "
+                        f"{CELEBA_SOURCE}, folder Anno/)"
+                    )
             elif file_md5(path) != CELEBA_MD5[name]:
-                problems.append(f"md5 mismatch: {path} (expected {CELEBA_MD5[name]}, "
-                                f"torchvision's value for the official file); replace it")
+                problems.append(
+                    f"md5 mismatch: {path} (expected {CELEBA_MD5[name]}, "
+                    f"torchvision's value for the official file); replace it"
+                )
         folder, _ = self.image_folder()
         if not folder.is_dir():
-            problems.append(f"missing: {self.root() / 'img_align_celeba'}/ (unzip "
-                            f"img_align_celeba.zip, md5 {CELEBA_MD5['img_align_celeba.zip']}, "
-                            f"from {CELEBA_SOURCE}) or {folder}/ (unaligned photos)")
+            problems.append(
+                f"missing: {self.root() / 'img_align_celeba'}/ (unzip "
+                f"img_align_celeba.zip, md5 {CELEBA_MD5['img_align_celeba.zip']}, "
+                f"from {CELEBA_SOURCE}) or {folder}/ (unaligned photos)"
+            )
         if str(self.cfg.get("public", "celeba")) == "ffhq":
             problems += ffhq_problems(self.ffhq_root())
         return problems
@@ -178,18 +209,28 @@ class CelebA(ImageTask):
         order = np.lexsort((ids, -counts))
         count = int(self.cfg["private_identities"])
         if count >= len(ids):
-            raise MissingDataError(f"{folder} has images of {len(ids)} identities; "
-                                   f"task.private_identities={count} leaves none public")
+            raise MissingDataError(
+                f"{folder} has images of {len(ids)} identities; "
+                f"task.private_identities={count} leaves none public"
+            )
         private_ids = ids[order[:count]]
         self.cfg["private_classes"] = private_ids.tolist()
         self.cfg["public_classes"] = ids[order[count:]].tolist()
         size = int(self.cfg["image_size"])
         if aligned:
-            cached = self._cached(present, "aligned", lambda: {
-                "images": load_folder(present, size, crop=int(self.cfg["crop"]))})
+            cached = self._cached(
+                present,
+                "aligned",
+                lambda: {"images": load_folder(present, size, crop=int(self.cfg["crop"]))},
+            )
             return cached["images"], labels
-        cached = self._cached(present, "mtcnn", lambda: dict(zip(
-            ("images", "kept"), detect_faces(present, size, float(self.cfg["margin"])))))
+        cached = self._cached(
+            present,
+            "mtcnn",
+            lambda: dict(
+                zip(("images", "kept"), detect_faces(present, size, float(self.cfg["margin"])))
+            ),
+        )
         return cached["images"], labels[cached["kept"].numpy()]
 
     @property
@@ -198,9 +239,17 @@ class CelebA(ImageTask):
 
     def _cached(self, paths: list[Path], kind: str, build) -> dict[str, torch.Tensor]:
         """Decoded (and, unaligned, detected) images, computed once per file list and setting."""
-        key = hashlib.sha256("\n".join([kind, str(self.cfg["image_size"]),
-                                        str(self.cfg.get("crop")), str(self.cfg.get("margin")),
-                                        *[p.name for p in paths]]).encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            "\n".join(
+                [
+                    kind,
+                    str(self.cfg["image_size"]),
+                    str(self.cfg.get("crop")),
+                    str(self.cfg.get("margin")),
+                    *[p.name for p in paths],
+                ]
+            ).encode()
+        ).hexdigest()[:16]
         path = self.cache_dir / "faces" / f"celeba-{kind}-{key}.pt"
         if path.exists():
             return torch.load(path, weights_only=True)
@@ -215,8 +264,9 @@ class CelebA(ImageTask):
         if str(self.cfg.get("public", "celeba")) != "ffhq":
             return same_distribution
         paths = ffhq_images(self.ffhq_root())
-        return self._cached(paths, "ffhq", lambda: {
-            "images": load_folder(paths, int(self.cfg["image_size"]))})["images"]
+        return self._cached(
+            paths, "ffhq", lambda: {"images": load_folder(paths, int(self.cfg["image_size"]))}
+        )["images"]
 
 
 def ffhq_images(root: Path) -> list[Path]:
@@ -225,10 +275,11 @@ def ffhq_images(root: Path) -> list[Path]:
 
 def ffhq_problems(root: Path) -> list[str]:
     if not root.is_dir() or not ffhq_images(root):
-        return [f"missing: FFHQ images under {root}/ (any folder of .png/.jpg; from "
-                f"{FFHQ_SOURCE}; or set task.public_root)"]
+        return [
+            f"missing: FFHQ images under {root}/ (any folder of .png/.jpg; from "
+            f"{FFHQ_SOURCE}; or set task.public_root)"
+        ]
     return []
-
 
 
 def olivetti_home(data_root: Path) -> Path:
@@ -244,7 +295,8 @@ def fetch_olivetti(data_root: Path, offline: bool) -> str:
         raise MissingDataError(
             f"olivetti: offline. On an online machine run `invbench data olivetti`, or fetch "
             f"{OLIVETTI_SOURCE} as scikit-learn does (fetch_olivetti_faces(data_home={home}) "
-            f"checks its sha256) and copy {OLIVETTI_FILE} into {home}/")
+            f"checks its sha256) and copy {OLIVETTI_FILE} into {home}/"
+        )
     from sklearn.datasets import fetch_olivetti_faces
 
     fetch_olivetti_faces(data_home=str(home), download_if_missing=True)
@@ -252,11 +304,13 @@ def fetch_olivetti(data_root: Path, offline: bool) -> str:
 
 
 def celeba_instructions(root: Path) -> str:
-    return (f"celeba: fetch from {CELEBA_SOURCE}: Img/img_align_celeba.zip (md5 "
-            f"{CELEBA_MD5['img_align_celeba.zip']}), Anno/identity_CelebA.txt (md5 "
-            f"{CELEBA_MD5['identity_CelebA.txt']}), Eval/list_eval_partition.txt (md5 "
-            f"{CELEBA_MD5['list_eval_partition.txt']}); unzip the images so that "
-            f"{root}/img_align_celeba/000001.jpg exists and put both text files in {root}/")
+    return (
+        f"celeba: fetch from {CELEBA_SOURCE}: Img/img_align_celeba.zip (md5 "
+        f"{CELEBA_MD5['img_align_celeba.zip']}), Anno/identity_CelebA.txt (md5 "
+        f"{CELEBA_MD5['identity_CelebA.txt']}), Eval/list_eval_partition.txt (md5 "
+        f"{CELEBA_MD5['list_eval_partition.txt']}); unzip the images so that "
+        f"{root}/img_align_celeba/000001.jpg exists and put both text files in {root}/"
+    )
 
 
 @dataset("celeba")
@@ -266,19 +320,22 @@ def fetch_celeba(data_root: Path, offline: bool) -> str:
     if (root / "img_align_celeba").is_dir() and all(p.exists() for p in files.values()):
         bad = [p.name for name, p in files.items() if file_md5(p) != CELEBA_MD5[name]]
         if bad:
-            raise MissingDataError(f"celeba: md5 mismatch for {', '.join(bad)} in {root}; "
-                                   + celeba_instructions(root))
+            raise MissingDataError(
+                f"celeba: md5 mismatch for {', '.join(bad)} in {root}; " + celeba_instructions(root)
+            )
         return f"celeba: present at {root} (md5 of the identity and partition files verified)"
     if offline or not online("drive.google.com"):
         raise MissingDataError("celeba: offline. " + celeba_instructions(root))
     try:
         import torchvision
 
-        torchvision.datasets.CelebA(str(data_root), split="all", target_type="identity",
-                                    download=True)  # checks torchvision's md5 values
+        torchvision.datasets.CelebA(
+            str(data_root), split="all", target_type="identity", download=True
+        )  # checks torchvision's md5 values
     except Exception as error:  # Google Drive quotas, gdown missing: say what to do by hand
-        raise MissingDataError(f"celeba: the download failed ({error}). "
-                               + celeba_instructions(root)) from error
+        raise MissingDataError(
+            f"celeba: the download failed ({error}). " + celeba_instructions(root)
+        ) from error
     return f"celeba: downloaded to {root} (md5 checked by torchvision)"
 
 
@@ -291,4 +348,5 @@ def fetch_ffhq(data_root: Path, offline: bool) -> str:
         f"ffhq: not downloadable automatically (Google Drive, 70,000 images). Use the official "
         f"script of {FFHQ_SOURCE} (`python download_ffhq.py --thumbs` fetches the 128x128 "
         f"thumbnails, 2 GB, and checks their md5) and put the images (any sub-folders) under "
-        f"{root}/; invbench resizes them to 64x64")
+        f"{root}/; invbench resizes them to 64x64"
+    )

@@ -28,8 +28,9 @@ def nonzero_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if x.is_sparse:
         values = x.values()
         keep = torch.rand(len(values)) >= p
-        return torch.sparse_coo_tensor(x.indices(), values * keep / (1 - p), x.shape,
-                                       is_coalesced=True, check_invariants=False)
+        return torch.sparse_coo_tensor(
+            x.indices(), values * keep / (1 - p), x.shape, is_coalesced=True, check_invariants=False
+        )
     rows, cols = x.nonzero(as_tuple=True)
     keep = torch.rand(len(rows)) >= p
     out = torch.zeros_like(x)
@@ -44,8 +45,12 @@ def training_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     training several times cheaper on CPU with the same result up to float rounding.
     GraphSAGE's neighbour mean needs dense rows, so it keeps ``x`` dense.
     """
-    if getattr(model, "accepts_sparse_features", False) and x.is_floating_point() \
-            and not x.is_sparse and x.count_nonzero() < 0.1 * x.numel():
+    if (
+        getattr(model, "accepts_sparse_features", False)
+        and x.is_floating_point()
+        and not x.is_sparse
+        and x.count_nonzero() < 0.1 * x.numel()
+    ):
         return x.to_sparse().coalesce()
     return x
 
@@ -68,8 +73,9 @@ def dense_gcn_propagate(conv: GCNConv, x: torch.Tensor, adjacency: torch.Tensor)
     return out + conv.bias if conv.bias is not None else out
 
 
-def normalized_propagation(adjacency: torch.Tensor, scale: torch.Tensor,
-                           projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def normalized_propagation(
+    adjacency: torch.Tensor, scale: torch.Tensor, projected: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(A (r * P), r * (A (r * P)) + r^2 * P) for r = (A 1 + 1)^-1/2: D^-1/2 (A + I) D^-1/2 P,
     with the neighbour sum A (r * P) returned too (its gradient needs it)."""
     neighbours = adjacency @ (scale * projected)
@@ -129,8 +135,9 @@ class GAT(nn.Module):
     architecture = "GAT"
     accepts_sparse_features = True  # GATConv's first step is X W
 
-    def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float,
-                 heads: int = 8):
+    def __init__(
+        self, in_features: int, hidden: int, num_classes: int, dropout: float, heads: int = 8
+    ):
         super().__init__()
         self.conv1 = GATConv(in_features, hidden, heads=heads, dropout=dropout)
         self.conv2 = GATConv(hidden * heads, num_classes, heads=1, dropout=dropout)
@@ -151,8 +158,11 @@ ARCHITECTURES = {"gcn": GCN, "sage": GraphSAGE, "gat": GAT}
 def build_gnn(settings: dict, in_features: int, num_classes: int) -> nn.Module:
     name = str(settings.get("model", "gcn"))
     if name not in ARCHITECTURES:
-        raise ValueError(f"unknown graph target model '{name}'; set task.target.model to one of "
-                         f"{', '.join(ARCHITECTURES)}")
+        raise ValueError(
+            f"unknown graph target model '{name}'; set task.target.model to one of "
+            f"{', '.join(ARCHITECTURES)}"
+        )
     extra = {"heads": int(settings.get("heads", 8))} if name == "gat" else {}
-    return ARCHITECTURES[name](in_features, int(settings["hidden"]), num_classes,
-                               float(settings["dropout"]), **extra)
+    return ARCHITECTURES[name](
+        in_features, int(settings["hidden"]), num_classes, float(settings["dropout"]), **extra
+    )

@@ -27,19 +27,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.cache import file_sha256
-from tasks.downloads import dataset, online
+from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.examples import roc_curve_points
 from benchmark.methods import Defense, Task
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_task
 from benchmark.seeding import derive_seed
-from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision,
-                                  sample_non_edges)
+from metrics.edge_ranking import (
+    edge_auc,
+    edge_auc_all_pairs,
+    edge_average_precision,
+    sample_non_edges,
+)
 from tasks.graph_models import build_gnn, training_features
-from tasks.training import accuracy, progress_bar
+from tasks.training import accuracy
 
-PLANETOID = Citation("Revisiting Semi-Supervised Learning with Graph Embeddings", "Yang et al.",
-                     "ICML", 2016, "https://arxiv.org/abs/1603.08861")
+PLANETOID = Citation(
+    "Revisiting Semi-Supervised Learning with Graph Embeddings",
+    "Yang et al.",
+    "ICML",
+    2016,
+    "https://arxiv.org/abs/1603.08861",
+)
 
 
 @dataclass
@@ -78,8 +88,12 @@ class GraphVictims:
     num_edges: int  # edges among the attacked nodes: knowledge an attack may use as a budget
 
     def knowledge(self) -> dict:
-        return {"attacked_nodes": len(self.nodes), "num_edges": self.num_edges,
-                "features": True, "labels_of_attacked_nodes": True}
+        return {
+            "attacked_nodes": len(self.nodes),
+            "num_edges": self.num_edges,
+            "features": True,
+            "labels_of_attacked_nodes": True,
+        }
 
 
 def undirected_edges(edge_index: np.ndarray) -> np.ndarray:
@@ -93,6 +107,7 @@ class GraphTask(Task):
     modality = "graph"
     primary_metric = "auc"
     metrics = {"auc": True, "ap": True, "auc_all_pairs": True}
+    _defense: Defense = Defense()  # until use_defense: the graph as it is
 
     def load_graph(self) -> Graph:
         raise TypeError(f"{type(self).__name__} must implement load_graph()")
@@ -106,7 +121,7 @@ class GraphTask(Task):
     def use_defense(self, defense: Defense) -> None:
         """Edge-level DP defenses (edge-rand, lap-graph) replace the graph the target is trained
         AND run on: the owner releases a model over the perturbed graph (as in LinkTeller)."""
-        if defense is not getattr(self, "_defense", None):
+        if defense is not self._defense:
             self._defense = defense
             self.__dict__.pop("_model_edges", None)
             self.__dict__.pop("_dense_graph", None)
@@ -114,13 +129,9 @@ class GraphTask(Task):
     def model_edges(self) -> np.ndarray:
         """The undirected edges the target is trained and queried on."""
         if not hasattr(self, "_model_edges"):
-            graph, defense = self.graph(), getattr(self, "_defense", None)
-            perturb = getattr(defense, "perturb_edges", None)
-            if perturb is None:
-                self._model_edges = graph.edges
-            else:
-                rng = np.random.default_rng(derive_seed(self.seed, "defense", "edges"))
-                self._model_edges = perturb(graph.edges, graph.num_nodes, rng)
+            graph = self.graph()
+            rng = np.random.default_rng(derive_seed(self.seed, "defense", "edges"))
+            self._model_edges = self._defense.perturb_edges(graph.edges, graph.num_nodes, rng)
         return self._model_edges
 
     def model_edge_index(self) -> torch.Tensor:
@@ -160,10 +171,17 @@ class GraphTask(Task):
         edges = edges[(edges >= 0).all(axis=1)]
         rng = np.random.default_rng(derive_seed(self.seed, "shadow", "split"))
         train = torch.zeros(len(shadow), dtype=torch.bool)
-        train[torch.from_numpy(rng.permutation(len(shadow))[:len(shadow) // 2])] = True
+        train[torch.from_numpy(rng.permutation(len(shadow))[: len(shadow) // 2])] = True
         index = torch.from_numpy(shadow)
-        return Graph(graph.x[index], graph.y[index], edges, train, ~train,
-                     torch.zeros(len(shadow), dtype=torch.bool), split="shadow (seeded halves)")
+        return Graph(
+            graph.x[index],
+            graph.y[index],
+            edges,
+            train,
+            ~train,
+            torch.zeros(len(shadow), dtype=torch.bool),
+            split="shadow (seeded halves)",
+        )
 
     # Models ------------------------------------------------------------------------------
     def build_target(self) -> nn.Module:
@@ -172,19 +190,30 @@ class GraphTask(Task):
 
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
         """Full-batch Adam, keeping the epoch with the best validation accuracy; under DP-SGD
-        (a defense with ``private_gradient``) with clipped, noised per-node gradients
-        (``defenses/dp_sgd.py``)."""
-        self.use_defense(defense)
+        with the defense's gradients (DP-SGD's clipped, noised per-node ones,
+        ``defenses/dp_sgd.py``)."""
+        self.use_defense(defense)  # the runner has told it already; a direct caller may not
         graph = self.graph()
         edge_index = self.model_graph(model)
-        private = None
-        if getattr(defense, "private_gradient", None) is not None:
-            private = PerNodeGradients(model, graph, edge_index, defense)
-        meta = fit_gnn(model, graph, edge_index, self.cfg["target"], defense.training_loss,
-                       f"target {self.cfg['name']}", progress, private)
-        meta.update({"architecture": model.architecture, "split": graph.split,
-                     "num_edges": len(graph.edges),
-                     "num_edges_released_graph": len(self.model_edges())})
+        private = defense.graph_gradients(model, graph, edge_index)
+        meta = fit_gnn(
+            model,
+            graph,
+            edge_index,
+            self.cfg["target"],
+            defense.training_loss,
+            f"target {self.cfg['name']}",
+            progress,
+            private,
+        )
+        meta.update(
+            {
+                "architecture": model.architecture,
+                "split": graph.split,
+                "num_edges": len(graph.edges),
+                "num_edges_released_graph": len(self.model_edges()),
+            }
+        )
         if private is not None:
             meta["privacy"] = private.privacy_spent(int(self.cfg["target"]["epochs"]))
         return meta
@@ -219,17 +248,25 @@ class GraphTask(Task):
             rng = np.random.default_rng(self.seed)
             candidates = np.sort(rng.choice(candidates, int(count), replace=False))
         nodes = torch.from_numpy(candidates)
-        return GraphVictims(nodes, graph.x[nodes], graph.y[nodes], int(graph.y.max()) + 1,
-                            num_edges=len(self.true_edges(nodes)))
+        return GraphVictims(
+            nodes,
+            graph.x[nodes],
+            graph.y[nodes],
+            int(graph.y.max()) + 1,
+            num_edges=len(self.true_edges(nodes)),
+        )
 
     def check_reconstruction(self, recon, victims: GraphVictims) -> None:
         n = len(victims.nodes)
         if not isinstance(recon, (torch.Tensor, np.ndarray)):
-            raise ReconstructionError(f"expected an edge-score matrix of shape ({n}, {n}), got "
-                                      f"{type(recon).__name__}")
+            raise ReconstructionError(
+                f"expected an edge-score matrix of shape ({n}, {n}), got {type(recon).__name__}"
+            )
         if tuple(recon.shape) != (n, n):
-            raise ReconstructionError(f"expected an edge-score matrix of shape ({n}, {n}) over "
-                                      f"the attacked nodes, got {tuple(recon.shape)}")
+            raise ReconstructionError(
+                f"expected an edge-score matrix of shape ({n}, {n}) over "
+                f"the attacked nodes, got {tuple(recon.shape)}"
+            )
         if not np.isfinite(np.asarray(recon, dtype=np.float64)).all():
             raise ReconstructionError("edge scores contain NaN or inf values")
 
@@ -252,15 +289,19 @@ class GraphTask(Task):
         positives, negatives = self.evaluation_pairs(victims)
         pos = scores[positives[:, 0], positives[:, 1]]
         neg = scores[negatives[:, 0], negatives[:, 1]]
-        return {"auc": edge_auc(pos, neg), "ap": edge_average_precision(pos, neg),
-                "auc_all_pairs": edge_auc_all_pairs(scores, positives)}
+        return {
+            "auc": edge_auc(pos, neg),
+            "ap": edge_average_precision(pos, neg),
+            "auc_all_pairs": edge_auc_all_pairs(scores, positives),
+        }
 
     def examples(self, recon, victims: GraphVictims) -> dict:
         """The ROC curve behind ``auc`` (same positives and sampled negatives)."""
         scores = np.asarray(recon, dtype=np.float64)
         positives, negatives = self.evaluation_pairs(victims)
-        return roc_curve_points(scores[positives[:, 0], positives[:, 1]],
-                                scores[negatives[:, 0], negatives[:, 1]])
+        return roc_curve_points(
+            scores[positives[:, 0], positives[:, 1]], scores[negatives[:, 0], negatives[:, 1]]
+        )
 
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:
@@ -269,13 +310,22 @@ class GraphTask(Task):
         return {"test_accuracy": accuracy(probs, graph.y[graph.test_mask])}
 
 
-def fit_gnn(model: nn.Module, graph: Graph, edge_index: torch.Tensor, settings: dict, loss_fn,
-            desc: str, progress: bool, private: "PerNodeGradients | None" = None) -> dict:
+def fit_gnn(
+    model: nn.Module,
+    graph: Graph,
+    edge_index: torch.Tensor,
+    settings: dict,
+    loss_fn,
+    desc: str,
+    progress: bool,
+    private=None,
+) -> dict:
     """Full-batch Adam (lr, weight decay and epochs from ``settings``) on the training nodes;
     keeps the weights of the epoch with the best validation accuracy (Kipf and Welling's
     protocol). ``private`` replaces the gradient by DP-SGD's."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["lr"]),
-                                 weight_decay=float(settings["weight_decay"]))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=float(settings["lr"]), weight_decay=float(settings["weight_decay"])
+    )
     best_val, best_state = -1.0, None
     features = training_features(model, graph.x)
     with progress_bar(int(settings["epochs"]), desc, progress) as bar:
@@ -306,46 +356,18 @@ def fit_gnn(model: nn.Module, graph: Graph, edge_index: torch.Tensor, settings: 
     return meta
 
 
-class PerNodeGradients:
-    """DP-SGD's per-example gradients for a transductive GNN.
-
-    Each training node's loss depends on its 2-hop computation graph only, so its exact
-    gradient is one backward pass over that subgraph (extracted once). Per step, nodes are
-    Poisson-sampled with the defense's rate; the defense clips and noises the sum.
-    """
-
-    def __init__(self, model: nn.Module, graph: Graph, edge_index: torch.Tensor, defense):
-        from torch_geometric.utils import k_hop_subgraph
-
-        self.model, self.graph, self.defense = model, graph, defense
-        self.train_nodes = torch.nonzero(graph.train_mask).squeeze(1)
-        self.subgraphs = []
-        for node in self.train_nodes.tolist():
-            subset, sub_edges, mapping, _ = k_hop_subgraph(node, 2, edge_index, relabel_nodes=True,
-                                                           num_nodes=graph.num_nodes)
-            self.subgraphs.append((subset, sub_edges, int(mapping[0])))
-
-    def set_private_gradients(self) -> None:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        chosen = self.defense.poisson_sample(len(self.train_nodes))
-        per_example = []
-        for index in chosen.tolist():
-            subset, sub_edges, position = self.subgraphs[index]
-            logits = self.model(self.graph.x[subset], sub_edges)[position:position + 1]
-            loss = F.cross_entropy(logits, self.graph.y[self.train_nodes[index]].view(1))
-            per_example.append(torch.autograd.grad(loss, params))
-        for param, grad in zip(params, self.defense.private_gradient(per_example, params,
-                                                                     len(self.train_nodes))):
-            param.grad = grad
-
-    def privacy_spent(self, steps: int) -> dict:
-        return self.defense.privacy_spent(steps, len(self.train_nodes))
-
-
-@register_task("sbm-citation", modalities=("graph",), version="1.0",
-               citation=Citation("Stochastic blockmodels and community structure in networks "
-                                 "(degree-corrected SBM)", "Karrer and Newman",
-                                 "Physical Review E", 2011, "https://arxiv.org/abs/1008.3926"))
+@register_task(
+    "sbm-citation",
+    modalities=("graph",),
+    version="1.0",
+    citation=Citation(
+        "Stochastic blockmodels and community structure in networks (degree-corrected SBM)",
+        "Karrer and Newman",
+        "Physical Review E",
+        2011,
+        "https://arxiv.org/abs/1008.3926",
+    ),
+)
 class SBMCitation(GraphTask):
     """A synthetic citation graph with Cora's shape, generated deterministically from the seed.
 
@@ -365,11 +387,17 @@ class SBMCitation(GraphTask):
         edges = self._sample_edges(labels, theta, int(cfg["num_edges"]), rng)
         features = self._sample_features(labels, rng)
         y = torch.from_numpy(labels).long()
-        return Graph(torch.from_numpy(features), y, edges,
-                     *planetoid_like_split(y, rng), split="random (seeded)")
+        return Graph(
+            torch.from_numpy(features),
+            y,
+            edges,
+            *planetoid_like_split(y, rng),
+            split="random (seeded)",
+        )
 
-    def _sample_edges(self, labels: np.ndarray, theta: np.ndarray, count: int,
-                      rng: np.random.Generator) -> np.ndarray:
+    def _sample_edges(
+        self, labels: np.ndarray, theta: np.ndarray, count: int, rng: np.random.Generator
+    ) -> np.ndarray:
         """Draw candidate pairs in rounds until ``count`` distinct undirected edges exist."""
         homophily = float(self.cfg["homophily"])
         pairs = np.zeros((0, 2), dtype=np.int64)
@@ -391,7 +419,7 @@ class SBMCitation(GraphTask):
     def _sample_features(self, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         cfg = self.cfg
         num_classes, vocabulary = int(labels.max()) + 1, int(cfg["num_features"])
-        topics = rng.permutation(vocabulary)[:num_classes * int(cfg["topic_size"])]
+        topics = rng.permutation(vocabulary)[: num_classes * int(cfg["topic_size"])]
         topics = topics.reshape(num_classes, -1)
         counts = 1 + rng.poisson(float(cfg["words_per_node"]) - 1, len(labels))
         owner = np.repeat(np.arange(len(labels)), counts)
@@ -448,8 +476,10 @@ class PlanetoidTask(GraphTask):
             if not path.exists():
                 problems.append(f"missing: {path} (from {PLANETOID_SOURCE})")
             elif path.name in self.raw_sha256 and file_sha256(path) != self.raw_sha256[path.name]:
-                problems.append(f"sha256 mismatch: {path} (expected {self.raw_sha256[path.name]}"
-                                f", the file of {PLANETOID_SOURCE}); replace it")
+                problems.append(
+                    f"sha256 mismatch: {path} (expected {self.raw_sha256[path.name]}"
+                    f", the file of {PLANETOID_SOURCE}); replace it"
+                )
         return problems
 
     def _download(self) -> None:
@@ -460,7 +490,8 @@ class PlanetoidTask(GraphTask):
         except Exception as error:  # reported as missing files with the download's error
             raise MissingDataError(
                 f"could not download {self.dataset_name} into {self.raw_dir()}: {error}. "
-                f"Copy the Planetoid raw files there by hand.") from error
+                f"Copy the Planetoid raw files there by hand."
+            ) from error
 
     def load_graph(self) -> Graph:
         from torch_geometric.datasets import Planetoid
@@ -475,18 +506,31 @@ class PlanetoidTask(GraphTask):
         edges = undirected_edges(data.edge_index.numpy())
         split = str(self.cfg.get("split", "public"))
         if split == "public":
-            return Graph(data.x, data.y, edges, data.train_mask, data.val_mask, data.test_mask,
-                         split="public (Planetoid)")
+            return Graph(
+                data.x,
+                data.y,
+                edges,
+                data.train_mask,
+                data.val_mask,
+                data.test_mask,
+                split="public (Planetoid)",
+            )
         if split == "random":
             rng = np.random.default_rng(derive_seed(self.seed, "split"))
-            return Graph(data.x, data.y, edges, *planetoid_like_split(data.y, rng),
-                         split=f"random (20 per class / 500 / 1000, seed {self.seed})")
-        raise ValueError(f"unknown split '{split}' for task {self.cfg['name']}; set task.split to "
-                         f"'public' (the standard Planetoid split) or 'random' (seeded)")
+            return Graph(
+                data.x,
+                data.y,
+                edges,
+                *planetoid_like_split(data.y, rng),
+                split=f"random (20 per class / 500 / 1000, seed {self.seed})",
+            )
+        raise ValueError(
+            f"unknown split '{split}' for task {self.cfg['name']}; set task.split to "
+            f"'public' (the standard Planetoid split) or 'random' (seeded)"
+        )
 
 
-@register_task("citeseer", modalities=("graph",), version="1.0", real_data=True,
-               citation=PLANETOID)
+@register_task("citeseer", modalities=("graph",), version="1.0", real_data=True, citation=PLANETOID)
 class CiteSeer(PlanetoidTask):
     dataset_name = "CiteSeer"
     raw_sha256 = {
@@ -497,8 +541,7 @@ class CiteSeer(PlanetoidTask):
         "ind.citeseer.ty": "55e5bd1ba1e733a04598753ad1a8d57957f4b8f89e74519f41f4f4938767e4ce",
         "ind.citeseer.ally": "f704b2d986dde6c2669934de1f3ae5696a6cf9455c0f6b2646a2d135ea0a1c95",
         "ind.citeseer.graph": "d79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7",
-        "ind.citeseer.test.index":
-            "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4",
+        "ind.citeseer.test.index": "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4",
     }
 
 
@@ -540,11 +583,13 @@ def planetoid_fetcher(name: str):
         if offline or not online():
             raise MissingDataError(
                 f"{name.lower()}: offline. Copy ind.{name.lower()}.{{{','.join(PLANETOID_FILES)}}}"
-                f" from {PLANETOID_SOURCE} into {raw}/")
+                f" from {PLANETOID_SOURCE} into {raw}/"
+            )
         from torch_geometric.datasets import Planetoid
 
         Planetoid(str(data_root / "planetoid"), name)
         return f"{name.lower()}: downloaded to {raw}"
+
     return fetch
 
 

@@ -56,7 +56,8 @@ class TrainingData:
     train_y: torch.Tensor
     public_x: torch.Tensor
     public_y: torch.Tensor
-    fit: object  # fit(model, images, labels, settings, step_loss, desc) -> None
+    fit: object  # fit(model, images, labels, settings, step_loss, desc, epoch_start=None)
+    description: str  # the progress bar's name of the target's training
 
 
 class ImageTask(Task):
@@ -65,8 +66,13 @@ class ImageTask(Task):
     modality = "image"
     runs_on_gpu = True  # training, scoring and utility follow the given module's device
     primary_metric = "attack_acc@1"
-    metrics = {"attack_acc@1": True, "attack_acc@5": True, "knn_dist": False, "fid": False,
-               "lpips": False}
+    metrics = {
+        "attack_acc@1": True,
+        "attack_acc@5": True,
+        "knn_dist": False,
+        "fid": False,
+        "lpips": False,
+    }
 
     def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         """All images [N, C, H, W] in [0, 1] and their class (identity) labels."""
@@ -97,8 +103,10 @@ class ImageTask(Task):
             public_idx = np.flatnonzero(np.isin(labels, list(public)))
             public_y = np.unique(labels[public_idx], return_inverse=True)[1]
             self._split_cache = {
-                "train_x": images[train_idx], "train_y": torch.tensor(train_y),
-                "test_x": images[test_idx], "test_y": torch.tensor(test_y),
+                "train_x": images[train_idx],
+                "train_y": torch.tensor(train_y),
+                "test_x": images[test_idx],
+                "test_y": torch.tensor(test_y),
                 "public_x": self.load_public_images(images[public_idx]),
                 "public_y": torch.tensor(public_y),
             }
@@ -121,36 +129,59 @@ class ImageTask(Task):
 
     def build_target(self) -> nn.Module:
         settings = self.cfg["target"]
-        return build_image_model(str(settings["model"]), self.num_classes, self.image_shape,
-                                 settings)
+        return build_image_model(
+            str(settings["model"]), self.num_classes, self.image_shape, settings
+        )
 
     def build_evaluator(self) -> nn.Module:
         settings = self.cfg["evaluator"]
-        return build_image_model(str(settings["model"]), self.num_classes, self.image_shape,
-                                 settings)
+        return build_image_model(
+            str(settings["model"]), self.num_classes, self.image_shape, settings
+        )
 
-    def fit(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: dict,
-            step_loss, desc: str, progress: bool = True, epoch_start=None) -> None:
-        fit_classifier(model, images, labels, epochs=int(settings["epochs"]),
-                       lr=float(settings["lr"]), batch_size=int(settings["batch_size"]),
-                       weight_decay=float(settings.get("weight_decay", 0.0)),
-                       flip=bool(self.cfg.get("flip", False)), step_loss=step_loss, desc=desc,
-                       progress=progress, epoch_start=epoch_start)
+    def fit(
+        self,
+        model: nn.Module,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        settings: dict,
+        step_loss,
+        desc: str,
+        progress: bool = True,
+        epoch_start=None,
+    ) -> None:
+        fit_classifier(
+            model,
+            images,
+            labels,
+            epochs=int(settings["epochs"]),
+            lr=float(settings["lr"]),
+            batch_size=int(settings["batch_size"]),
+            weight_decay=float(settings.get("weight_decay", 0.0)),
+            flip=bool(self.cfg.get("flip", False)),
+            step_loss=step_loss,
+            desc=desc,
+            progress=progress,
+            epoch_start=epoch_start,
+        )
 
     def _fit(self, model: nn.Module, role: str, defense: Defense, progress: bool) -> dict:
         split, settings = self._splits(), self.cfg[role]
-        meta = {"architecture": model.architecture,
-                **load_pretrained(model, settings, self.offline)}
-        desc = f"{role} {self.cfg['name']}"
-        if hasattr(defense, "fit_image_target"):
-            data = TrainingData(split["train_x"], split["train_y"], split["public_x"],
-                                split["public_y"],
-                                lambda m, x, y, s, loss, d: self.fit(m, x, y, s, loss, d,
-                                                                     progress))
-            meta.update(defense.fit_image_target(model, data, settings, progress))
-        else:
-            self.fit(model, split["train_x"], split["train_y"], settings, defense.training_step,
-                     desc, progress, getattr(defense, "start_epoch", None))
+        meta = {
+            "architecture": model.architecture,
+            **load_pretrained(model, settings, self.offline),
+        }
+        data = TrainingData(
+            split["train_x"],
+            split["train_y"],
+            split["public_x"],
+            split["public_y"],
+            lambda m, x, y, s, loss, d, epoch_start=None: self.fit(
+                m, x, y, s, loss, d, progress, epoch_start
+            ),
+            f"{role} {self.cfg['name']}",
+        )
+        meta.update(defense.fit_image_target(model, data, settings, progress))
         model.eval()
         predictions = predict_in_batches(model, split["test_x"], device=module_device(model))
         meta["test_accuracy"] = accuracy(predictions.cpu(), split["test_y"])
@@ -169,17 +200,24 @@ class ImageTask(Task):
         rng = np.random.default_rng(self.seed)
         count = min(int(budget["identities"]), self.num_classes)
         classes = np.sort(rng.permutation(self.num_classes)[:count])
-        return ImageVictims(torch.tensor(classes), int(budget["samples_per_identity"]),
-                            self.image_shape, self.num_classes)
+        return ImageVictims(
+            torch.tensor(classes),
+            int(budget["samples_per_identity"]),
+            self.image_shape,
+            self.num_classes,
+        )
 
     def check_reconstruction(self, recon, victims: ImageVictims) -> None:
         expected = (len(victims.classes), victims.per_class, *victims.image_shape)
         if not isinstance(recon, torch.Tensor):
-            raise ReconstructionError(f"expected a tensor of shape {expected}, got "
-                                      f"{type(recon).__name__}")
+            raise ReconstructionError(
+                f"expected a tensor of shape {expected}, got {type(recon).__name__}"
+            )
         if tuple(recon.shape) != expected:
-            raise ReconstructionError(f"expected reconstructions of shape {expected} "
-                                      f"(identities, samples, C, H, W), got {tuple(recon.shape)}")
+            raise ReconstructionError(
+                f"expected reconstructions of shape {expected} "
+                f"(identities, samples, C, H, W), got {tuple(recon.shape)}"
+            )
         if not torch.isfinite(recon).all():
             raise ReconstructionError("reconstructions contain NaN or inf values")
 
@@ -196,12 +234,15 @@ class ImageTask(Task):
             "attack_acc@1": attack_accuracy(logits, labels, 1),
             "attack_acc@5": attack_accuracy(logits, labels, 5),
             "knn_dist": knn_feature_distance(
-                predict_in_batches(evaluator.features, images, device=device).cpu(), labels,
+                predict_in_batches(evaluator.features, images, device=device).cpu(),
+                labels,
                 predict_in_batches(evaluator.features, split["train_x"], device=device).cpu(),
-                split["train_y"]),
+                split["train_y"],
+            ),
             "fid": fid(images, split["train_x"][attacked], self.offline),
-            "lpips": nearest_lpips(images, labels, split["train_x"], split["train_y"],
-                                   self.offline),
+            "lpips": nearest_lpips(
+                images, labels, split["train_x"], split["train_y"], self.offline
+            ),
         }
 
     def examples(self, recon: torch.Tensor, victims: ImageVictims) -> dict:
@@ -210,22 +251,30 @@ class ImageTask(Task):
         split = self._splits()
         shown = victims.classes[:EXAMPLE_IDENTITIES]
         private = torch.stack([split["train_x"][split["train_y"] == c][0] for c in shown])
-        return image_pairs(private, recon[:len(shown), 0].detach().cpu(), shown.tolist())
+        return image_pairs(private, recon[: len(shown), 0].detach().cpu(), shown.tolist())
 
     @torch.no_grad()
     def utility(self, target: nn.Module, transform) -> dict:
         split = self._splits()
-        probs = predict_in_batches(self.probs_fn(target), split["test_x"],
-                                   device=module_device(target))
+        probs = predict_in_batches(
+            self.probs_fn(target), split["test_x"], device=module_device(target)
+        )
         probs = transform(probs.cpu())
         return {"test_accuracy": accuracy(probs, split["test_y"])}
 
 
 @register_task(
-    "digits", modalities=("image",), version="1.0",
-    citation=Citation("Optical Recognition of Handwritten Digits (scikit-learn load_digits)",
-                      "Alpaydin and Kaynak", "UCI ML Repository", 1998,
-                      "https://archive.ics.uci.edu/dataset/80"))
+    "digits",
+    modalities=("image",),
+    version="1.0",
+    citation=Citation(
+        "Optical Recognition of Handwritten Digits (scikit-learn load_digits)",
+        "Alpaydin and Kaynak",
+        "UCI ML Repository",
+        1998,
+        "https://archive.ics.uci.edu/dataset/80",
+    ),
+)
 class Digits(ImageTask):
     """scikit-learn's bundled 8x8 digits, bilinearly upsampled to 32x32 (GMI's MNIST protocol:
     classes 0-4 private, 5-9 public)."""

@@ -34,14 +34,19 @@ from filelock import FileLock
 from tokenizers import Tokenizer
 
 from benchmark.cache import atomic_write_text
+from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
+from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_task
-from metrics.text_overlap import (LM_INVERSION, exact_match, fields_recovered, mean_sentence_bleu,
-                                  token_set_f1)
-from tasks.downloads import dataset, online
-from tasks.training import progress_bar
+from metrics.text_overlap import (
+    LM_INVERSION,
+    exact_match,
+    fields_recovered,
+    mean_sentence_bleu,
+    token_set_f1,
+)
 
 GPT2_TOKENIZER_FILES = ("vocab.json", "merges.txt")
 EOS = "<|endoftext|>"
@@ -94,8 +99,15 @@ def gpt2_tokenizer(folder) -> Tokenizer:
     return GPT2TokenizerFast.from_pretrained(str(folder)).backend_tokenizer
 
 
-def generate_text(release, prompts: list[list[int]], tokenizer: Tokenizer, eos: int,
-                  tokens: int, limit: int, generator: torch.Generator | None) -> list[str]:
+def generate_text(
+    release,
+    prompts: list[list[int]],
+    tokenizer: Tokenizer,
+    eos: int,
+    tokens: int,
+    limit: int,
+    generator: torch.Generator | None,
+) -> list[str]:
     """What a text-only API returns: a continuation of each prompt, at most ``tokens`` tokens
     (and ``limit`` tokens of context), each drawn from the RELEASED next-token distribution
     (after the defense) of the text so far: its argmax (greedy) or, with ``generator``, a
@@ -107,8 +119,11 @@ def generate_text(release, prompts: list[list[int]], tokenizer: Tokenizer, eos: 
         if not active:
             break
         probs = release([sequences[i] + generated[i] for i in active])
-        picks = (torch.multinomial(probs, 1, generator=generator).flatten()
-                 if generator is not None else probs.argmax(-1)).tolist()
+        picks = (
+            torch.multinomial(probs, 1, generator=generator).flatten()
+            if generator is not None
+            else probs.argmax(-1)
+        ).tolist()
         still = []
         for i, token in zip(active, picks):
             if token == eos:
@@ -128,12 +143,16 @@ def check_texts(recon, n: int) -> None:
         raise ReconstructionError(f"expected {n} reconstructed texts, got {len(recon)}")
 
 
-def prompt_scores(recon: list[str], secrets: list[str],
-                  fields: list[dict[str, str]] | None) -> dict:
+def prompt_scores(
+    recon: list[str], secrets: list[str], fields: list[dict[str, str]] | None
+) -> dict:
     """BLEU, token F1 and exact match against the secrets (Morris et al.'s conventions), and
     the fraction of private ``fields`` recovered when the task names them."""
-    scores = {"bleu": mean_sentence_bleu(recon, secrets), "token_f1": token_set_f1(recon, secrets),
-              "exact_match": exact_match(recon, secrets)}
+    scores = {
+        "bleu": mean_sentence_bleu(recon, secrets),
+        "token_f1": token_set_f1(recon, secrets),
+        "exact_match": exact_match(recon, secrets),
+    }
     if fields is not None:
         scores["fields_recovered"] = fields_recovered(recon, fields)
     return scores
@@ -149,8 +168,10 @@ def generate_records(seed: int, count: int) -> list[str]:
 
     def record(fake) -> str:
         first, last = fake.first_name(), fake.last_name()
-        return (f"name: {first} {last} | {PROMPT_END} {first}.{last}@{fake.free_email_domain()} "
-                f"| city: {fake.city()} | job: {fake.job()} | phone: {fake.phone_number()}")
+        return (
+            f"name: {first} {last} | {PROMPT_END} {first}.{last}@{fake.free_email_domain()} "
+            f"| city: {fake.city()} | job: {fake.job()} | phone: {fake.phone_number()}"
+        )
 
     return distinct_fakes(seed, count, record)
 
@@ -175,24 +196,23 @@ def consecutive_splits(items: list, sizes: dict[str, int]) -> dict[str, list]:
     """``items`` cut into consecutive named parts of the given sizes."""
     splits, start = {}, 0
     for name, size in sizes.items():
-        splits[name] = items[start:start + size]
+        splits[name] = items[start : start + size]
         start += size
     return splits
 
 
 def prompt_of(record: str, end: str | None = PROMPT_END) -> str:
     """A record's prompt: its text up to and including ``end`` (the whole text when None)."""
-    return record if end is None else record[:record.index(end) + len(end)]
+    return record if end is None else record[: record.index(end) + len(end)]
 
 
 def private_fields(record: str) -> dict[str, str]:
     """The private fields a prompt of ``record`` holds: first and last name."""
-    first, last = record[len("name: "):record.index(" |")].split(" ", 1)
+    first, last = record[len("name: ") : record.index(" |")].split(" ", 1)
     return {"first_name": first, "last_name": last}
 
 
-@register_task("records", modalities=("text",), version="2.0",
-               citation=LM_INVERSION)
+@register_task("records", modalities=("text",), version="2.0", citation=LM_INVERSION)
 class Records(Task):
     modality = "text"
     primary_metric = "bleu"
@@ -205,15 +225,21 @@ class Records(Task):
         path = self.cfg.get("tokenizer_path")
         if not path:
             return []
-        return [f"missing: {Path(path) / name} (GPT-2 tokenizer file)"
-                for name in GPT2_TOKENIZER_FILES if not (Path(path) / name).exists()]
+        return [
+            f"missing: {Path(path) / name} (GPT-2 tokenizer file)"
+            for name in GPT2_TOKENIZER_FILES
+            if not (Path(path) / name).exists()
+        ]
 
     def splits(self) -> dict[str, list[str]]:
         if not hasattr(self, "_splits"):
-            sizes = {name: int(self.cfg["sizes"][name])
-                     for name in ("train", "test", "private", "public")}
+            sizes = {
+                name: int(self.cfg["sizes"][name])
+                for name in ("train", "test", "private", "public")
+            }
             self._splits = consecutive_splits(
-                generate_records(self.seed, sum(sizes.values())), sizes)
+                generate_records(self.seed, sum(sizes.values())), sizes
+            )
         return self._splits
 
     def tokenizer(self) -> Tokenizer:
@@ -226,9 +252,11 @@ class Records(Task):
         if path:
             return gpt2_tokenizer(path)
         # BPE training is cached as JSON so that a cached target always meets its own vocabulary.
-        key = hashlib.sha256(json.dumps([self.seed, self.cfg["sizes"]["train"],
-                                         self.cfg["vocab_size"], RECORDS_FORMAT]).encode()
-                             ).hexdigest()[:16]
+        key = hashlib.sha256(
+            json.dumps(
+                [self.seed, self.cfg["sizes"]["train"], self.cfg["vocab_size"], RECORDS_FORMAT]
+            ).encode()
+        ).hexdigest()[:16]
         cached = self.cache_dir / "tokenizers" / f"records-{key}.json"
         cached.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(cached) + ".lock"):
@@ -237,9 +265,13 @@ class Records(Task):
             from tokenizers import ByteLevelBPETokenizer
 
             trainer = ByteLevelBPETokenizer()
-            trainer.train_from_iterator(self.splits()["train"],
-                                        vocab_size=int(self.cfg["vocab_size"]),
-                                        min_frequency=2, special_tokens=[EOS], show_progress=False)
+            trainer.train_from_iterator(
+                self.splits()["train"],
+                vocab_size=int(self.cfg["vocab_size"]),
+                min_frequency=2,
+                special_tokens=[EOS],
+                show_progress=False,
+            )
             atomic_write_text(cached, trainer._tokenizer.to_str())
             return Tokenizer.from_str(cached.read_text())
 
@@ -247,8 +279,10 @@ class Records(Task):
         return self.tokenizer().token_to_id(EOS)
 
     def secret_prompts(self) -> list[list[int]]:
-        return [self.tokenizer().encode(prompt_of(record, self.prompt_end)).ids
-                for record in self.splits()["private"]]
+        return [
+            self.tokenizer().encode(prompt_of(record, self.prompt_end)).ids
+            for record in self.splits()["private"]
+        ]
 
     def secret_fields(self, records: list[str]) -> list[dict[str, str]] | None:
         """The private fields each secret prompt holds (None: the task names none)."""
@@ -262,11 +296,15 @@ class Records(Task):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         settings = self.cfg["target"]
-        config = GPT2Config(vocab_size=self.tokenizer().get_vocab_size(),
-                            n_positions=int(settings["n_positions"]),
-                            n_embd=int(settings["n_embd"]), n_layer=int(settings["n_layer"]),
-                            n_head=int(settings["n_head"]), bos_token_id=self.eos_id(),
-                            eos_token_id=self.eos_id())
+        config = GPT2Config(
+            vocab_size=self.tokenizer().get_vocab_size(),
+            n_positions=int(settings["n_positions"]),
+            n_embd=int(settings["n_embd"]),
+            n_layer=int(settings["n_layer"]),
+            n_head=int(settings["n_head"]),
+            bos_token_id=self.eos_id(),
+            eos_token_id=self.eos_id(),
+        )
         return GPT2LMHeadModel(config)
 
     def _batches(self, records: list[str], batch_size: int):
@@ -274,13 +312,13 @@ class Records(Task):
         eos, limit = self.eos_id(), int(self.cfg["target"]["n_positions"])
         encoded = [[eos, *self.tokenizer().encode(r).ids, eos][:limit] for r in records]
         for start in range(0, len(encoded), batch_size):
-            chunk = encoded[start:start + batch_size]
+            chunk = encoded[start : start + batch_size]
             width = max(map(len, chunk))
             ids = torch.full((len(chunk), width), eos)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for row, sequence in enumerate(chunk):
-                ids[row, :len(sequence)] = torch.tensor(sequence)
-                mask[row, :len(sequence)] = 1
+                ids[row, : len(sequence)] = torch.tensor(sequence)
+                mask[row, : len(sequence)] = 1
             yield ids, mask, ids.masked_fill(mask == 0, -100)
 
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
@@ -303,11 +341,14 @@ class Records(Task):
                     schedule.step()
                     bar.update()
         model.eval()
-        return {"test_accuracy": self.next_token_utility(model, lambda p: p)["test_accuracy"],
-                "final_loss": loss.item(), "architecture": "GPT2LMHeadModel",
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "vocab_size": self.tokenizer().get_vocab_size(),
-                "tokenizer": self.cfg.get("tokenizer_path") or "byte-level BPE (trained)"}
+        return {
+            "test_accuracy": self.next_token_utility(model, lambda p: p)["test_accuracy"],
+            "final_loss": loss.item(),
+            "architecture": "GPT2LMHeadModel",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "vocab_size": self.tokenizer().get_vocab_size(),
+            "tokenizer": self.cfg.get("tokenizer_path") or "byte-level BPE (trained)",
+        }
 
     @torch.no_grad()
     def next_token_utility(self, model: nn.Module, transform) -> dict:
@@ -326,8 +367,11 @@ class Records(Task):
             agree += (released.argmax(-1)[keep] == true.argmax(-1)[keep]).sum().item()
             kl += kl_divergence(true[keep], released[keep]).sum().item()
             total += keep.sum().item()
-        return {"test_accuracy": correct / total, "top1_agreement": agree / total,
-                "kl_to_true": kl / total}
+        return {
+            "test_accuracy": correct / total,
+            "top1_agreement": agree / total,
+            "kl_to_true": kl / total,
+        }
 
     def resolve(self, query) -> list[int]:
         """A query's token ids: a prompt as given, or secret + suffix for an
@@ -364,9 +408,15 @@ class Records(Task):
         limit = int(target.config.n_positions) - 1  # the BOS takes a position
 
         def text(queries) -> list[str]:
-            return generate_text(release, [self.resolve(query) for query in queries],
-                                 self.tokenizer(), self.eos_id(), tokens, limit,
-                                 generator if sample else None)
+            return generate_text(
+                release,
+                [self.resolve(query) for query in queries],
+                self.tokenizer(),
+                self.eos_id(),
+                tokens,
+                limit,
+                generator if sample else None,
+            )
 
         return text
 
@@ -375,13 +425,20 @@ class Records(Task):
         count = int(budget["prompts"])
         prompts = self.secret_prompts()[:count]
         if len(prompts) < count:
-            raise ValueError(f"the budget asks for {count} prompts but sizes.private is "
-                             f"{len(self.secret_prompts())}")
+            raise ValueError(
+                f"the budget asks for {count} prompts but sizes.private is "
+                f"{len(self.secret_prompts())}"
+            )
         self._secret_ids = prompts
         self._secrets = [self.tokenizer().decode(p) for p in prompts]
         self._fields = self.secret_fields(self.splits()["private"][:count])
-        return TextVictims(release(prompts), self.tokenizer(), [len(p) for p in prompts],
-                           self.splits()["public"], self.prompt_end)
+        return TextVictims(
+            release(prompts),
+            self.tokenizer(),
+            [len(p) for p in prompts],
+            self.splits()["public"],
+            self.prompt_end,
+        )
 
     def check_reconstruction(self, recon, victims: TextVictims) -> None:
         check_texts(recon, len(victims.observed))
@@ -403,9 +460,11 @@ GPT2_MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "merges.tx
 
 
 def gpt2_instructions(folder: Path) -> str:
-    return (f"fetch {', '.join(GPT2_MODEL_FILES)} from https://huggingface.co/{GPT2_REPO} "
-            f"(revision {GPT2_REVISION}; model.safetensors is 548,105,171 bytes, sha256 "
-            f"{GPT2_SHA256}) into {folder}/, or run `invbench data gpt2` on an online machine")
+    return (
+        f"fetch {', '.join(GPT2_MODEL_FILES)} from https://huggingface.co/{GPT2_REPO} "
+        f"(revision {GPT2_REVISION}; model.safetensors is 548,105,171 bytes, sha256 "
+        f"{GPT2_SHA256}) into {folder}/, or run `invbench data gpt2` on an online machine"
+    )
 
 
 _DIGESTS: dict[tuple[str, int, float], str] = {}
@@ -422,16 +481,27 @@ def cached_sha256(path: Path) -> str:
     return _DIGESTS[key]
 
 
-def weights_problems(folder: Path, files: tuple[str, ...], model: str, instructions: str,
-                     expected: str | None, other: str) -> list[str]:
+def weights_problems(
+    folder: Path,
+    files: tuple[str, ...],
+    model: str,
+    instructions: str,
+    expected: str | None,
+    other: str,
+) -> list[str]:
     """What is wrong with a pretrained model's folder: each of ``files`` missing, and a
     ``model.safetensors`` whose sha256 is not ``expected`` (None: any is accepted)."""
-    problems = [f"missing: {folder / name} ({model}: {instructions})"
-                for name in files if not (folder / name).exists()]
+    problems = [
+        f"missing: {folder / name} ({model}: {instructions})"
+        for name in files
+        if not (folder / name).exists()
+    ]
     weights = folder / "model.safetensors"
     if weights.exists() and expected and cached_sha256(weights) != expected:
-        problems.append(f"sha256 of {weights} is {cached_sha256(weights)}, expected {expected} "
-                        f"({model}; task.model_sha256=null accepts {other})")
+        problems.append(
+            f"sha256 of {weights} is {cached_sha256(weights)}, expected {expected} "
+            f"({model}; task.model_sha256=null accepts {other})"
+        )
     return problems
 
 
@@ -443,8 +513,10 @@ def read_prompts(path: Path, column: str) -> list[str]:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         if rows and column not in rows[0]:
-            raise ValueError(f"{path} has no column '{column}' (columns: {', '.join(rows[0])}); "
-                             f"set task.text_column")
+            raise ValueError(
+                f"{path} has no column '{column}' (columns: {', '.join(rows[0])}); "
+                f"set task.text_column"
+            )
         return [row[column] for row in rows]
     texts = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -457,10 +529,18 @@ def read_prompts(path: Path, column: str) -> list[str]:
     return texts
 
 
-@register_task("gpt2-prompts", modalities=("text",), version="1.0",
-               citation=Citation("Language Models are Unsupervised Multitask Learners (GPT-2)",
-                                 "Radford et al.", "OpenAI report", 2019,
-                                 "https://openai.com/research/better-language-models"))
+@register_task(
+    "gpt2-prompts",
+    modalities=("text",),
+    version="1.0",
+    citation=Citation(
+        "Language Models are Unsupervised Multitask Learners (GPT-2)",
+        "Radford et al.",
+        "OpenAI report",
+        2019,
+        "https://openai.com/research/better-language-models",
+    ),
+)
 class GPT2Prompts(Records):
     """The real GPT-2 behind an API; the secrets are a seeded sample of ``min_tokens`` to
     ``max_tokens``-token prompts from a local file (JSON lines or CSV), the public prompts a
@@ -480,31 +560,45 @@ class GPT2Prompts(Records):
 
     def data_problems(self) -> list[str]:
         folder = self.model_dir()
-        problems = weights_problems(folder, GPT2_MODEL_FILES, "GPT-2", gpt2_instructions(folder),
-                                    self.cfg.get("model_sha256"), "another GPT-2 checkpoint")
+        problems = weights_problems(
+            folder,
+            GPT2_MODEL_FILES,
+            "GPT-2",
+            gpt2_instructions(folder),
+            self.cfg.get("model_sha256"),
+            "another GPT-2 checkpoint",
+        )
         if not self.prompts_file().exists():
-            problems.append(f"missing: {self.prompts_file()} (prompts: JSON lines with a "
-                            f"'{self.cfg['text_column']}' field or a CSV with that column; "
-                            f"task.prompts_file=PATH)")
+            problems.append(
+                f"missing: {self.prompts_file()} (prompts: JSON lines with a "
+                f"'{self.cfg['text_column']}' field or a CSV with that column; "
+                f"task.prompts_file=PATH)"
+            )
         return problems
 
     def artifact_key(self) -> dict:
-        return {"model_sha256": cached_sha256(self.model_dir() / "model.safetensors"),
-                "prompts_sha256": cached_sha256(self.prompts_file())}
+        return {
+            "model_sha256": cached_sha256(self.model_dir() / "model.safetensors"),
+            "prompts_sha256": cached_sha256(self.prompts_file()),
+        }
 
     def splits(self) -> dict[str, list[str]]:
         if not hasattr(self, "_splits"):
             low, high = int(self.cfg["min_tokens"]), int(self.cfg["max_tokens"])
-            texts = list(dict.fromkeys(read_prompts(self.prompts_file(),
-                                                    str(self.cfg["text_column"]))))
+            texts = list(
+                dict.fromkeys(read_prompts(self.prompts_file(), str(self.cfg["text_column"])))
+            )
             usable = [t for t in texts if low <= len(self.tokenizer().encode(t).ids) <= high]
             sizes = {name: int(self.cfg["sizes"][name]) for name in ("private", "public", "test")}
             if len(usable) < sum(sizes.values()):
-                raise ValueError(f"{self.prompts_file()} has {len(usable)} distinct prompts of "
-                                 f"{low}-{high} tokens; task.sizes asks for "
-                                 f"{sum(sizes.values())} ({sizes})")
-            order = torch.randperm(len(usable), generator=torch.Generator().manual_seed(
-                self.seed)).tolist()
+                raise ValueError(
+                    f"{self.prompts_file()} has {len(usable)} distinct prompts of "
+                    f"{low}-{high} tokens; task.sizes asks for "
+                    f"{sum(sizes.values())} ({sizes})"
+                )
+            order = torch.randperm(
+                len(usable), generator=torch.Generator().manual_seed(self.seed)
+            ).tolist()
             self._splits = consecutive_splits([usable[i] for i in order], sizes)
         return self._splits
 
@@ -522,10 +616,13 @@ class GPT2Prompts(Records):
     def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
         """Nothing is trained: the released model is the pretrained one."""
         model.eval()
-        return {"pretrained": str(self.model_dir()), **self.artifact_key(),
-                "test_accuracy": self.next_token_utility(model, lambda p: p)["test_accuracy"],
-                "architecture": "GPT2LMHeadModel",
-                "parameters": sum(p.numel() for p in model.parameters())}
+        return {
+            "pretrained": str(self.model_dir()),
+            **self.artifact_key(),
+            "test_accuracy": self.next_token_utility(model, lambda p: p)["test_accuracy"],
+            "architecture": "GPT2LMHeadModel",
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
 
 
 @dataset("gpt2")
@@ -535,12 +632,15 @@ def fetch_gpt2(data_root: Path, offline: bool) -> str:
     if not missing:
         digest = cached_sha256(folder / "model.safetensors")
         if digest != GPT2_SHA256:
-            raise MissingDataError(f"gpt2: sha256 of {folder / 'model.safetensors'} is {digest}; "
-                                   + gpt2_instructions(folder))
+            raise MissingDataError(
+                f"gpt2: sha256 of {folder / 'model.safetensors'} is {digest}; "
+                + gpt2_instructions(folder)
+            )
         return f"gpt2: present at {folder} (sha256 of model.safetensors verified)"
     if offline or not online("huggingface.co"):
-        raise MissingDataError(f"gpt2: offline, {', '.join(missing)} missing; "
-                               + gpt2_instructions(folder))
+        raise MissingDataError(
+            f"gpt2: offline, {', '.join(missing)} missing; " + gpt2_instructions(folder)
+        )
     from huggingface_hub import hf_hub_download
 
     for name in missing:

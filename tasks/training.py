@@ -5,23 +5,26 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from benchmark.devices import module_device, to_device
+from benchmark.progress import progress_bar
 
 
-def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, leave=False, disable=None if enabled else True,
-                mininterval=1.0, dynamic_ncols=True)
-
-
-def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
-                   epochs: int, lr: float, batch_size: int,
-                   step_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor],
-                                       torch.Tensor],
-                   weight_decay: float = 0.0, flip: bool = False, desc: str = "train",
-                   progress: bool = True,
-                   epoch_start: Callable[[int, int], None] | None = None) -> None:
+def fit_classifier(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    step_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    weight_decay: float = 0.0,
+    flip: bool = False,
+    desc: str = "train",
+    progress: bool = True,
+    epoch_start: Callable[[int, int], None] | None = None,
+) -> None:
     """Adam on shuffled minibatches (shuffle order from the global torch seed) over the
     trainable parameters. ``step_loss(model, images, labels)`` is the training objective (a
     defense's); ``flip`` mirrors half of each batch horizontally (face tasks);
@@ -41,11 +44,14 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
                 epoch_start(epoch, epochs)
             order = torch.randperm(len(inputs), device=device)
             for start in range(0, len(inputs), batch_size):
-                batch = order[start:start + batch_size]
+                batch = order[start : start + batch_size]
                 images = inputs[batch]
                 if flip:
-                    images = torch.where(torch.rand(len(batch), 1, 1, 1, device=device) < 0.5,
-                                         images.flip(-1), images)
+                    images = torch.where(
+                        torch.rand(len(batch), 1, 1, 1, device=device) < 0.5,
+                        images.flip(-1),
+                        images,
+                    )
                 loss = step_loss(model, images, labels[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -55,12 +61,17 @@ def fit_classifier(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.T
 
 
 @torch.no_grad()
-def predict_in_batches(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                       batch_size: int = 512, device: torch.device | None = None) -> torch.Tensor:
+def predict_in_batches(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    batch_size: int = 512,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """``fn`` over ``inputs`` in chunks; with ``device`` each chunk is copied there first (the
     outputs stay there)."""
+
     def chunk(start: int) -> torch.Tensor:
-        part = inputs[start:start + batch_size]
+        part = inputs[start : start + batch_size]
         return part if device is None else to_device(part, device)
 
     return torch.cat([fn(chunk(i)) for i in range(0, len(inputs), batch_size)])

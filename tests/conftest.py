@@ -33,7 +33,8 @@ SMOKE = [
 ]
 
 needs_shared_data = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (fresh clone)")
+    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (fresh clone)"
+)
 
 
 @pytest.fixture
@@ -57,8 +58,12 @@ def sweep(root: Path, *overrides: str, cache: Path | None = None) -> list[dict]:
     unless ``cache`` is given; data from ../shared/data); its records, each asserted ok."""
     from benchmark.cli import main
 
-    env = {"INVBENCH_RESULTS": root / "results", "INVBENCH_CACHE": cache or root / "cache",
-           "INVBENCH_DATA": SHARED_DATA, "INVBENCH_SITE": root / "site"}
+    env = {
+        "INVBENCH_RESULTS": root / "results",
+        "INVBENCH_CACHE": cache or root / "cache",
+        "INVBENCH_DATA": SHARED_DATA,
+        "INVBENCH_SITE": root / "site",
+    }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, str(value))

@@ -52,19 +52,23 @@ def test_black_box_attack_stays_within_its_budget_and_every_image_is_counted(nam
     attack, access = _attack(name)
     budget = 600
     oracle = Oracle(released(probabilities, lambda p, g: p, torch.Generator()), access, budget)
-    victims = ImageVictims(classes=torch.tensor([0, 2]), per_class=2, image_shape=(1, 16, 16),
-                           num_classes=3)
+    victims = ImageVictims(
+        classes=torch.tensor([0, 2]), per_class=2, image_shape=(1, 16, 16), num_classes=3
+    )
     prior = GANPrior((1, 16, 16), z_dim=8, width=4).eval()
-    recon = attack.run(oracle, victims, prior, {"steps": 2, "queries": budget},
-                       torch.Generator().manual_seed(0))
+    recon = attack.run(
+        oracle, victims, prior, {"steps": 2, "queries": budget}, torch.Generator().manual_seed(0)
+    )
     assert recon.shape == (2, 2, 1, 16, 16) and torch.isfinite(recon).all()
     assert oracle.queries == sum(shown) <= budget
     assert oracle.queries >= budget // 4, "the attack hardly used its budget"
 
 
 def _bench(root, *overrides: str) -> dict:
-    return {(r["attack"], r["defense"]): r
-            for r in sweep(root, "task=digits", *MEASURED, *overrides, "jobs=2")}
+    return {
+        (r["attack"], r["defense"]): r
+        for r in sweep(root, "task=digits", *MEASURED, *overrides, "jobs=2")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +76,7 @@ def digits(tmp_path_factory):
     root = tmp_path_factory.mktemp("black_box")
     _bench(root, f"attack=[{','.join([*BLACK_BOX, 'gan-random'])}]", "defense=none")
     _bench(root, f"attack=[{','.join(SCORE_BASED)}]", "defense=rounding")
-    return _bench(root, f"attack=[{','.join(SCORE_BASED)}]", "defense=topk-release",
-                  "defense.k=1")
+    return _bench(root, f"attack=[{','.join(SCORE_BASED)}]", "defense=topk-release", "defense.k=1")
 
 
 def accuracy(record: dict) -> float:

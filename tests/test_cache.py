@@ -39,6 +39,7 @@ def test_trains_once_then_loads_the_same_weights(tmp_path):
 def test_a_loaded_artifact_predicts_like_the_trained_one(tmp_path):
     """Batch norm in train mode would answer with batch statistics (and update its running
     ones): a cache hit must come back in eval mode, as a fresh training does."""
+
     def build():
         return torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
 

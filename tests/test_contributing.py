@@ -39,9 +39,11 @@ def test_check_passes_registered_methods_on_every_compatible_task(workdir, capsy
     # rounding applies to every modality that releases probabilities, each under its reference
     # attack (not to minilm-embeddings)
     assert "digits         miface             none" in out
-    for line in ("digits         gan-random         rounding",
-                 "sbm-citation   link-steal-0       rounding",
-                 "records        prompt-search      rounding"):
+    for line in (
+        "digits         gan-random         rounding",
+        "sbm-citation   link-steal-0       rounding",
+        "records        prompt-search      rounding",
+    ):
         assert line in out
     assert "olivetti       skipped: task 'olivetti' needs real data" in out
 
@@ -54,26 +56,31 @@ class _TouchesModel(Attack):
 class _Unseeded(Attack):
     def run(self, access, victims, prior, budget, generator, **artifacts):
         clock = torch.Generator().manual_seed(time.time_ns())
-        return torch.rand(len(victims.classes), victims.per_class, *victims.image_shape,
-                          generator=clock)
+        return torch.rand(
+            len(victims.classes), victims.per_class, *victims.image_shape, generator=clock
+        )
 
 
 class _NaN(Attack):
     def run(self, access, victims, prior, budget, generator, **artifacts):
-        return torch.full((len(victims.classes), victims.per_class, *victims.image_shape),
-                          float("nan"))
+        return torch.full(
+            (len(victims.classes), victims.per_class, *victims.image_shape), float("nan")
+        )
 
 
 class _NoLink(Attack):
     def run(self, access, victims, prior, budget, generator, **artifacts):
-        return torch.rand(len(victims.classes), victims.per_class, *victims.image_shape,
-                          generator=generator)
+        return torch.rand(
+            len(victims.classes), victims.per_class, *victims.image_shape, generator=generator
+        )
 
 
-BAD = {"test-touches-model": (_TouchesModel, "scores", CITATION),
-       "test-unseeded": (_Unseeded, "whitebox", CITATION),
-       "test-nan-output": (_NaN, "whitebox", CITATION),
-       "test-no-link": (_NoLink, "whitebox", Citation("T", "A", "V", 2026, ""))}
+BAD = {
+    "test-touches-model": (_TouchesModel, "scores", CITATION),
+    "test-unseeded": (_Unseeded, "whitebox", CITATION),
+    "test-nan-output": (_NaN, "whitebox", CITATION),
+    "test-no-link": (_NoLink, "whitebox", Citation("T", "A", "V", 2026, "")),
+}
 
 
 @pytest.fixture
@@ -92,14 +99,17 @@ def bad_attacks():
 def test_check_fails_each_kind_of_bad_method_naming_the_reason(workdir, capsys, bad_attacks):
     code, out = _check_output(capsys, f"attack={','.join(bad_attacks)}", "task=digits")
     assert code == 1
-    tables = {name: out.split(f"invbench check attack={name}")[1].split("invbench check")[0]
-              for name in bad_attacks}
+    tables = {
+        name: out.split(f"invbench check attack={name}")[1].split("invbench check")[0]
+        for name in bad_attacks
+    }
     assert "access: AttributeError" in tables["test-touches-model"]
     assert "'Oracle' object has no attribute 'model'" in tables["test-touches-model"]
-    assert "deterministic: two runs with the same seed gave different reconstructions" in \
-        tables["test-unseeded"]
-    assert "output: ReconstructionError: reconstructions contain NaN" in \
-        tables["test-nan-output"]
+    assert (
+        "deterministic: two runs with the same seed gave different reconstructions"
+        in tables["test-unseeded"]
+    )
+    assert "output: ReconstructionError: reconstructions contain NaN" in tables["test-nan-output"]
     assert "registry and schema: FAIL" in tables["test-no-link"]
     assert "citation url '' is not an http(s) link" in tables["test-no-link"]
     for name in bad_attacks:
@@ -119,9 +129,20 @@ def test_new_refuses_bad_and_taken_names(capsys):
 def _copy_of_the_repository(tmp_path):
     """The working tree without its environment, caches and results (the venv is shared)."""
     copy = tmp_path / "repo"
-    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns(
-        ".venv", ".git", ".invbench", "results", "site", "__pycache__", "*.egg-info",
-        ".pytest_cache"))
+    shutil.copytree(
+        PROJECT,
+        copy,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            ".invbench",
+            "results",
+            "site",
+            "__pycache__",
+            "*.egg-info",
+            ".pytest_cache",
+        ),
+    )
     return copy
 
 
@@ -129,18 +150,44 @@ def _copy_of_the_repository(tmp_path):
 def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp_path):
     copy = _copy_of_the_repository(tmp_path)
     venv = PROJECT / ".venv"
-    env = dict(os.environ, PYTHONPATH=str(copy), INVBENCH_RESULTS=str(copy / "results"),
-               INVBENCH_CACHE=str(tmp_path / "cache"), INVBENCH_SITE=str(tmp_path / "site"),
-               INVBENCH_DATA=str(tmp_path / "data"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(copy),
+        INVBENCH_RESULTS=str(copy / "results"),
+        INVBENCH_CACHE=str(tmp_path / "cache"),
+        INVBENCH_SITE=str(tmp_path / "site"),
+        INVBENCH_DATA=str(tmp_path / "data"),
+    )
 
     def invbench(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=copy, env=env,
-                              capture_output=True, text=True, timeout=900)
+        return subprocess.run(
+            [sys.executable, "-m", "benchmark.cli", *args],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
 
-    made = invbench("new", "attack", "noise-floor", "--modality", "image", "--access",
-                    "whitebox", "--title", "Uniform noise as reconstructions", "--authors",
-                    "Tester et al.", "--venue", "Tests", "--year", "2026", "--url",
-                    "https://example.org/noise-floor")
+    made = invbench(
+        "new",
+        "attack",
+        "noise-floor",
+        "--modality",
+        "image",
+        "--access",
+        "whitebox",
+        "--title",
+        "Uniform noise as reconstructions",
+        "--authors",
+        "Tester et al.",
+        "--venue",
+        "Tests",
+        "--year",
+        "2026",
+        "--url",
+        "https://example.org/noise-floor",
+    )
     assert made.returncode == 0, made.stderr
     module = copy / "attacks" / "noise_floor.py"
     assert (copy / "benchmark" / "conf" / "attack" / "noise-floor.yaml").is_file()
@@ -152,9 +199,13 @@ def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp
     source = module.read_text()
     marked = "        reconstructions = None  # <- your attack"
     assert source.count(marked) == 1
-    module.write_text(source.replace(
-        "reconstructions = None", "reconstructions = torch.rand(len(victims.classes), "
-        "victims.per_class, *victims.image_shape, generator=generator)"))
+    module.write_text(
+        source.replace(
+            "reconstructions = None",
+            "reconstructions = torch.rand(len(victims.classes), "
+            "victims.per_class, *victims.image_shape, generator=generator)",
+        )
+    )
 
     checked = invbench("check", "attack=noise-floor", *CHECK_OVERRIDES)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -166,10 +217,20 @@ def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp
     stamp = tmp_path / "installed"
     stamp.touch()
     bench = subprocess.run(
-        ["make", "bench", f"VENV={venv}", f"STAMP={stamp}",
-         "ARGS=attack=noise-floor defense=none suite=smoke progress=false jobs=1 "
-         + " ".join(CHECK_OVERRIDES)],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+        [
+            "make",
+            "bench",
+            f"VENV={venv}",
+            f"STAMP={stamp}",
+            "ARGS=attack=noise-floor defense=none suite=smoke progress=false jobs=1 "
+            + " ".join(CHECK_OVERRIDES),
+        ],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     assert "[ok] smoke/digits noise-floor x none s0" in bench.stdout
     html = (tmp_path / "site" / "index.html").read_text()
@@ -181,7 +242,13 @@ def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp
 def test_changed_files_map_to_the_methods_they_define():
     from benchmark.check import methods_for_paths
 
-    assert methods_for_paths(["attacks/gmi.py", "README.md", "benchmark/conf/defense/mid.yaml",
-                              "defenses/label_smoothing.py", "attacks/gan_prior.py"]) == [
-        ("attack", "gmi"), ("defense", "mid"), ("defense", "label-smoothing")]
+    assert methods_for_paths(
+        [
+            "attacks/gmi.py",
+            "README.md",
+            "benchmark/conf/defense/mid.yaml",
+            "defenses/label_smoothing.py",
+            "attacks/gan_prior.py",
+        ]
+    ) == [("attack", "gmi"), ("defense", "mid"), ("defense", "label-smoothing")]
     assert methods_for_paths(["benchmark/conf/attack/_gan_prior.yaml"]) == []

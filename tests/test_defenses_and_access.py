@@ -27,9 +27,11 @@ def test_label_smoothing_loss_matches_the_smoothed_cross_entropy():
     alpha = 0.3
     expected = -((1 - alpha + alpha / 3) * log_p[0] + alpha / 3 * (log_p[1] + log_p[2]))
     assert LabelSmoothing({"alpha": alpha}).training_loss(logits, labels) == pytest.approx(
-        expected.item())
+        expected.item()
+    )
     assert LabelSmoothing({"alpha": 0.0}).training_loss(logits, labels) == pytest.approx(
-        F.cross_entropy(logits, labels).item())
+        F.cross_entropy(logits, labels).item()
+    )
 
 
 def test_negative_smoothing_follows_the_papers_schedule():
@@ -46,7 +48,8 @@ def test_negative_smoothing_follows_the_papers_schedule():
     logits, labels = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
     defense.start_epoch(0, 20)
     assert defense.training_loss(logits, labels) == pytest.approx(
-        F.cross_entropy(logits, labels).item())
+        F.cross_entropy(logits, labels).item()
+    )
     with pytest.raises(ValueError, match="schedule"):
         NegativeLabelSmoothing({"alpha": -0.05, "schedule": [0.8, 0.5]})
 
@@ -57,8 +60,11 @@ def _model():
 
 def test_scores_oracle_counts_queries_exactly_and_enforces_the_budget():
     model = _model()
-    oracle = Oracle(released(lambda x: torch.softmax(model(x), -1), lambda p, g: p,
-                             torch.Generator()), "scores", budget=10)
+    oracle = Oracle(
+        released(lambda x: torch.softmax(model(x), -1), lambda p, g: p, torch.Generator()),
+        "scores",
+        budget=10,
+    )
     out = oracle(torch.randn(4, 4))
     assert oracle.queries == 4 and out.shape == (4, 3) and not out.requires_grad
     oracle(torch.randn(6, 4))
@@ -70,10 +76,12 @@ def test_scores_oracle_counts_queries_exactly_and_enforces_the_budget():
 
 def test_black_box_oracle_exposes_no_module_and_no_gradient():
     model = _model()
-    oracle = Oracle(released(lambda x: torch.softmax(model(x), -1), lambda p, g: p,
-                             torch.Generator()), "scores", budget=None)
-    assert not any(isinstance(getattr(oracle, name, None), torch.nn.Module)
-                   for name in dir(oracle))
+    oracle = Oracle(
+        released(lambda x: torch.softmax(model(x), -1), lambda p, g: p, torch.Generator()),
+        "scores",
+        budget=None,
+    )
+    assert not any(isinstance(getattr(oracle, name, None), torch.nn.Module) for name in dir(oracle))
     with pytest.raises(AttributeError):
         oracle.model  # noqa: B018
     x = torch.randn(2, 4, requires_grad=True)

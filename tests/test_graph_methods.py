@@ -36,11 +36,14 @@ def test_closed_form_adjacency_gradient_matches_autograd():
     gram = x @ x.T
     degree = leaf.sum(1)
     rho = (degree + 1e-3).rsqrt()
-    smooth = (degree * rho ** 2 * gram.diagonal()).sum() - rho @ ((leaf * gram) @ rho)
+    smooth = (degree * rho**2 * gram.diagonal()).sum() - rho @ ((leaf * gram) @ rho)
     hidden_weight = torch.randn(n, 8)
-    loss = (F.cross_entropy(model(x, leaf), y) + 0.3 * smooth
-            + (model.hidden(x, leaf) * hidden_weight).sum())
-    expected, = torch.autograd.grad(loss, leaf)
+    loss = (
+        F.cross_entropy(model(x, leaf), y)
+        + 0.3 * smooth
+        + (model.hidden(x, leaf) * hidden_weight).sum()
+    )
+    (expected,) = torch.autograd.grad(loss, leaf)
     expected = expected + expected.T
     expected.fill_diagonal_(0)
 
@@ -101,8 +104,10 @@ def test_projection_meets_the_edge_budget_and_keeps_the_order():
 def test_output_defenses_by_hand():
     probs = torch.tensor([[0.52, 0.31, 0.12, 0.05], [0.04, 0.06, 0.6, 0.3]])
     g = torch.Generator()
-    assert torch.allclose(Rounding({"decimals": 1}).transform_output(probs, g),
-                          torch.tensor([[0.5, 0.3, 0.1, 0.0], [0.0, 0.1, 0.6, 0.3]]))
+    assert torch.allclose(
+        Rounding({"decimals": 1}).transform_output(probs, g),
+        torch.tensor([[0.5, 0.3, 0.1, 0.0], [0.0, 0.1, 0.6, 0.3]]),
+    )
     logp = Rounding({"decimals": 0, "space": "logprobs"}).transform_output(probs, g)
     expected = torch.softmax(torch.round(torch.log(probs)), 1)
     assert torch.allclose(logp, expected)
@@ -110,13 +115,18 @@ def test_output_defenses_by_hand():
     for modality, space in (("text", "logprobs"), ("graph", "probs"), ("image", "probs")):
         auto = Rounding({"decimals": 0, "space": "auto"})
         auto.modality = modality
-        assert torch.equal(auto.transform_output(probs, g), Rounding(
-            {"decimals": 0, "space": space}).transform_output(probs, g))
+        assert torch.equal(
+            auto.transform_output(probs, g),
+            Rounding({"decimals": 0, "space": space}).transform_output(probs, g),
+        )
     top2 = TopKRelease({"k": 2}).transform_output(probs, g)
-    assert torch.allclose(top2, torch.tensor([[0.52 / 0.83, 0.31 / 0.83, 0, 0],
-                                              [0, 0, 0.6 / 0.9, 0.3 / 0.9]]))
-    assert torch.equal(LabelOnlyRelease().transform_output(probs, g),
-                       torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0]]))
+    assert torch.allclose(
+        top2, torch.tensor([[0.52 / 0.83, 0.31 / 0.83, 0, 0], [0, 0, 0.6 / 0.9, 0.3 / 0.9]])
+    )
+    assert torch.equal(
+        LabelOnlyRelease().transform_output(probs, g),
+        torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0]]),
+    )
 
 
 def test_pair_layout_round_trips():
@@ -138,24 +148,30 @@ def test_edge_dp_mechanisms_follow_their_epsilon():
     assert np.array_equal(faithful, edges)
     # LapGraph keeps the (noisy) edge count; at large epsilon it returns the graph itself
     noisy = LapGraph({"epsilon": 1.0, "count_share": 0.01}).perturb_edges(
-        edges, n, np.random.default_rng(2))
-    assert abs(len(noisy) - 400) < 2000 and len(set(map(tuple, noisy)) & set(map(tuple, edges))) < 400
+        edges, n, np.random.default_rng(2)
+    )
+    assert (
+        abs(len(noisy) - 400) < 2000 and len(set(map(tuple, noisy)) & set(map(tuple, edges))) < 400
+    )
     exact = LapGraph({"epsilon": 1e4, "count_share": 0.5}).perturb_edges(
-        edges, n, np.random.default_rng(2))
+        edges, n, np.random.default_rng(2)
+    )
     assert np.array_equal(exact, edges)
 
 
 def test_dp_sgd_clips_each_example_and_accounts_epsilon():
     torch.manual_seed(0)
-    defense = DPSGD({"sample_rate": 0.5, "max_grad_norm": 1.0, "noise_multiplier": 0.0,
-                     "delta": 1e-5})
+    defense = DPSGD(
+        {"sample_rate": 0.5, "max_grad_norm": 1.0, "noise_multiplier": 0.0, "delta": 1e-5}
+    )
     params = [torch.zeros(2)]
     grads = [(torch.tensor([3.0, 4.0]),), (torch.tensor([0.3, 0.4]),)]
     out = defense.private_gradient(grads, params, num_examples=4)
     # clipped to norm 1: (0.6, 0.8) + (0.3, 0.4), divided by q n = 2
     assert torch.allclose(out[0], torch.tensor([0.45, 0.6]))
-    noisy = DPSGD({"sample_rate": 0.25, "max_grad_norm": 1.0, "noise_multiplier": 2.0,
-                   "delta": 1e-5})
+    noisy = DPSGD(
+        {"sample_rate": 0.25, "max_grad_norm": 1.0, "noise_multiplier": 2.0, "delta": 1e-5}
+    )
     spent = noisy.privacy_spent(200, 140)
     assert 9 < spent["epsilon"] < 12  # RDP accountant: sigma 2, q 0.25, 200 steps
     assert noisy.privacy_spent(50, 140)["epsilon"] < spent["epsilon"]
@@ -176,19 +192,46 @@ def test_every_graph_attack_against_every_defense_runs(workdir, capsys):
     assert all(r["attacker_knowledge"]["num_edges"] > 0 for r in records)
 
 
-GRAPH_DEFENSES = ("edge-rand", "lap-graph", "dp-sgd", "rounding", "topk-release",
-                  "label-only-release", "output-noise", "label-smoothing")
+GRAPH_DEFENSES = (
+    "edge-rand",
+    "lap-graph",
+    "dp-sgd",
+    "rounding",
+    "topk-release",
+    "label-only-release",
+    "output-noise",
+    "label-smoothing",
+)
 
 
 @pytest.mark.slow
 @needs_shared_data
 def test_published_numbers_on_cora(workdir, monkeypatch, capsys):
     monkeypatch.setenv("INVBENCH_DATA", str(SHARED_DATA))
-    assert main(["bench", "task=cora",
-                 "attack=[graphmi,mc-gra,link-steal-2,feature-similarity]", "defense=none",
-                 "progress=false"]) == 0
-    assert main(["bench", "task=cora", "attack=link-steal-0",
-                 f"defense=[none,{','.join(GRAPH_DEFENSES)}]", "progress=false"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "task=cora",
+                "attack=[graphmi,mc-gra,link-steal-2,feature-similarity]",
+                "defense=none",
+                "progress=false",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "bench",
+                "task=cora",
+                "attack=link-steal-0",
+                f"defense=[none,{','.join(GRAPH_DEFENSES)}]",
+                "progress=false",
+            ]
+        )
+        == 0
+    )
     root = workdir / "results" / "mini" / "cora"
 
     def record(attack: str, defense: str) -> dict:
@@ -220,16 +263,40 @@ def test_published_numbers_on_cora(workdir, monkeypatch, capsys):
 @pytest.mark.slow
 def test_sage_and_gat_targets_and_a_random_split(workdir, capsys):
     for model, name in (("sage", "GraphSAGE"), ("gat", "GAT")):
-        assert main(["run", "task=sbm-citation", "attack=link-steal-0", "defense=none",
-                     f"task.target.model={model}", "++task.target.epochs=30", "rerun=true",
-                     "progress=false", "show_record=true"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "task=sbm-citation",
+                    "attack=link-steal-0",
+                    "defense=none",
+                    f"task.target.model={model}",
+                    "++task.target.epochs=30",
+                    "rerun=true",
+                    "progress=false",
+                    "show_record=true",
+                ]
+            )
+            == 0
+        )
         out = capsys.readouterr().out
-        record = json.loads(out[out.index("{"):])
+        record = json.loads(out[out.index("{") :])
         assert record["provenance"]["target"]["architecture"] == name
         assert record["utility"]["test_accuracy"]["value"] > 0.5
         assert record["metrics"]["auc"]["value"] > 0.6
     # White-box GraphMI optimises through a GCN's propagation: a clear failure elsewhere.
-    assert main(["run", "task=sbm-citation", "attack=graphmi", "defense=none", *SMOKE,
-                 "task.target.model=sage"]) == 1
+    assert (
+        main(
+            [
+                "run",
+                "task=sbm-citation",
+                "attack=graphmi",
+                "defense=none",
+                *SMOKE,
+                "task.target.model=sage",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "[failed]" in out and "task.target.model=gcn" in out

@@ -20,17 +20,30 @@ from leaderboard.report import build_report
 from tests.conftest import PROJECT
 from tests.test_leaderboard import EVIL, _record
 
-CHROMIUM = os.environ.get("INVBENCH_CHROMIUM") or shutil.which("chromium") or \
-    shutil.which("chromium-browser")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                                 "(pip install playwright, or make test)")
+CHROMIUM = (
+    os.environ.get("INVBENCH_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("chromium-browser")
+)
+playwright = pytest.importorskip(
+    "playwright.sync_api",
+    reason="playwright is not installed (pip install playwright, or make test)",
+)
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed: apt-get install chromium (make test "
-                             "does it where it may), or set INVBENCH_CHROMIUM to its path")
+    CHROMIUM is None,
+    reason="Chromium is not installed: apt-get install chromium (make test "
+    "does it where it may), or set INVBENCH_CHROMIUM to its path",
+)
 SCREENSHOT = PROJECT / "leaderboard" / "site" / "screenshot.png"
 # Flags for a sandboxed, offline headless run (no background requests of Chromium's own).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +72,9 @@ def test_the_page_renders_sorts_filters_escapes_and_stays_offline(site):
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("request", lambda request: requests.append(request.url))
-        page.on("console", lambda message: message.type == "error" and problems.append(
-            message.text))
+        page.on(
+            "console", lambda message: message.type == "error" and problems.append(message.text)
+        )
         page.on("pageerror", lambda error: problems.append(str(error)))
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(site.as_uri())
@@ -83,8 +97,7 @@ def test_the_page_renders_sorts_filters_escapes_and_stays_offline(site):
             return [full.nth(i).locator("td").nth(index).inner_text() for i in range(full.count())]
 
         header = page.locator("table.full thead th").filter(has_text="attack_acc@1")
-        index = page.locator("table.full thead th").all_inner_texts().index(
-            header.inner_text())
+        index = page.locator("table.full thead th").all_inner_texts().index(header.inner_text())
         header.click()
         values = [float(v) for v in column(index) if v.strip() not in ("–", "")]
         assert values == sorted(values) and len(values) == 6
@@ -94,13 +107,17 @@ def test_the_page_renders_sorts_filters_escapes_and_stays_offline(site):
 
         # filters: access level, defense kind, task
         page.select_option("#filter-access", "none")
-        visible = [r for r in page.locator("table.matrix tbody tr[data-access]").all()
-                   if r.is_visible()]
+        visible = [
+            r for r in page.locator("table.matrix tbody tr[data-access]").all() if r.is_visible()
+        ]
         assert len(visible) == 1 and EVIL in visible[0].inner_text()
         page.select_option("#filter-access", "")
         page.select_option("#filter-kind", "train")
-        headers = [h.inner_text() for h in page.locator("table.matrix thead th[data-kind]").all()
-                   if h.is_visible()]
+        headers = [
+            h.inner_text()
+            for h in page.locator("table.matrix thead th[data-kind]").all()
+            if h.is_visible()
+        ]
         assert [h.split("\n")[0] for h in headers] == ["tl"]
         page.select_option("#filter-kind", "")
         page.select_option("#filter-task", "mini/digits")
@@ -112,6 +129,7 @@ def test_the_page_renders_sorts_filters_escapes_and_stays_offline(site):
         browser.close()
 
     assert problems == [], problems
-    assert requests and all(url == site.as_uri() or url.startswith("data:")
-                            for url in requests), requests
+    assert requests and all(url == site.as_uri() or url.startswith("data:") for url in requests), (
+        requests
+    )
     assert SCREENSHOT.stat().st_size > 10_000

@@ -6,8 +6,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from metrics.attack_accuracy import attack_accuracy
-from metrics.edge_ranking import (edge_auc, edge_auc_all_pairs, edge_average_precision, rank_auc,
-                                  sample_non_edges)
+from metrics.edge_ranking import (
+    edge_auc,
+    edge_auc_all_pairs,
+    edge_average_precision,
+    rank_auc,
+    sample_non_edges,
+)
 from metrics.knn_distance import knn_feature_distance
 from metrics.text_overlap import exact_match, mean_sentence_bleu, token_set_f1
 
@@ -75,10 +80,7 @@ def test_text_metrics_hand_computed():
 
 def test_auc_all_pairs_by_hand():
     # 4 nodes, pairs (i<j): 01 02 03 12 13 23; edges 01 and 23.
-    scores = np.array([[0, 0.9, 0.1, 0.4],
-                       [0, 0, 0.5, 0.2],
-                       [0, 0, 0, 0.3],
-                       [0, 0, 0, 0]])
+    scores = np.array([[0, 0.9, 0.1, 0.4], [0, 0, 0.5, 0.2], [0, 0, 0, 0.3], [0, 0, 0, 0]])
     edges = np.array([[0, 1], [2, 3]])
     # edge scores 0.9 and 0.3; non-edges 0.1, 0.4, 0.5, 0.2. Pairs ranked right:
     # 0.9 beats all 4, 0.3 beats 0.1 and 0.2: 6 of 8.

@@ -2,8 +2,15 @@
 
 import pytest
 
-from benchmark.registry import ATTACKS, DEFENSES, TASKS, Registry, UnknownNameError, \
-    incompatibility, load_all
+from benchmark.registry import (
+    ATTACKS,
+    DEFENSES,
+    TASKS,
+    Registry,
+    UnknownNameError,
+    incompatibility,
+    load_all,
+)
 
 load_all()
 
@@ -56,5 +63,6 @@ def test_every_suite_budgets_each_of_its_tasks_alike_for_every_attack(suite):
         if "image" in TASKS.get(task).modalities:
             # one budget per task, read by every image attack: no per-attack entry
             assert {"identities", "samples_per_identity", "steps", "prior_steps"} <= set(
-                budgets[task]), (suite, task)
+                budgets[task]
+            ), (suite, task)
             assert not set(budgets[task]) & set(ATTACKS.names())

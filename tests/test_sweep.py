@@ -24,8 +24,10 @@ from tests.conftest import PROJECT, SMOKE
 pytestmark = pytest.mark.slow
 
 EXPECTED_CELLS = {
-    "digits/gmi__none__s0.json", "digits/gmi__label-smoothing__s0.json",
-    "digits/gan-random__none__s0.json", "digits/gan-random__label-smoothing__s0.json",
+    "digits/gmi__none__s0.json",
+    "digits/gmi__label-smoothing__s0.json",
+    "digits/gan-random__none__s0.json",
+    "digits/gan-random__label-smoothing__s0.json",
     "digits/gan-random__output-noise__s0.json",
     "sbm-citation/link-steal-0__none__s0.json",
     "sbm-citation/link-steal-0__output-noise__s0.json",
@@ -33,23 +35,41 @@ EXPECTED_CELLS = {
     "sbm-citation/feature-similarity__none__s0.json",
     "sbm-citation/feature-similarity__output-noise__s0.json",
     "sbm-citation/feature-similarity__label-smoothing__s0.json",
-    "records/prompt-search__none__s0.json", "records/prompt-search__output-noise__s0.json",
+    "records/prompt-search__none__s0.json",
+    "records/prompt-search__output-noise__s0.json",
 }
-COMPARED = ["suite", "task", "attack", "defense", "attack_acc@1", "attack_acc@5", "knn_dist",
-            "auc", "ap", "bleu", "token_f1", "exact_match", "utility_test_accuracy", "queries",
-            "n_seeds", "n_failed"]
+COMPARED = [
+    "suite",
+    "task",
+    "attack",
+    "defense",
+    "attack_acc@1",
+    "attack_acc@5",
+    "knn_dist",
+    "auc",
+    "ap",
+    "bleu",
+    "token_f1",
+    "exact_match",
+    "utility_test_accuracy",
+    "queries",
+    "n_seeds",
+    "n_failed",
+]
 
 
 def _records(results: Path) -> dict[str, dict]:
     root = results / "smoke"
-    return {p.relative_to(root).as_posix(): json.loads(p.read_text())
-            for p in root.rglob("*.json")}
+    return {p.relative_to(root).as_posix(): json.loads(p.read_text()) for p in root.rglob("*.json")}
 
 
 # The harness checks below use the first methods of each family; every graph method against
 # every graph defense is swept in tests/test_graph_methods.py.
-HARNESS_SWEEP = [*SMOKE, "attack=[gmi,gan-random,link-steal-0,feature-similarity,prompt-search]",
-                 "defense=[none,output-noise,label-smoothing]"]
+HARNESS_SWEEP = [
+    *SMOKE,
+    "attack=[gmi,gan-random,link-steal-0,feature-similarity,prompt-search]",
+    "defense=[none,output-noise,label-smoothing]",
+]
 
 
 def test_smoke_sweep_resume_and_one_training_per_target(workdir, capsys):
@@ -57,10 +77,21 @@ def test_smoke_sweep_resume_and_one_training_per_target(workdir, capsys):
     records = _records(workdir / "results")
     assert set(records) == EXPECTED_CELLS  # incompatible cells are n/a: no record
     assert all(r["status"] == "ok" for r in records.values()), [
-        r["error"] for r in records.values()]
+        r["error"] for r in records.values()
+    ]
     record = records["digits/gmi__none__s0.json"]
-    for field in ("schema_version", "config_hash", "git", "environment", "versions", "budget",
-                  "cost", "metrics", "utility", "provenance"):
+    for field in (
+        "schema_version",
+        "config_hash",
+        "git",
+        "environment",
+        "versions",
+        "budget",
+        "cost",
+        "metrics",
+        "utility",
+        "provenance",
+    ):
         assert record[field] is not None, field
     assert record["metrics"]["attack_acc@1"]["higher_is_better"] is True
     assert record["metrics"]["knn_dist"]["higher_is_better"] is False
@@ -96,13 +127,21 @@ def test_two_workers_share_each_artifact_and_write_every_record(workdir, capsys)
     # The first two cells (gmi x none, gmi x label-smoothing) start together: each trains its
     # own target, then both need the same evaluator and GAN prior at the same moment; one
     # worker trains each while the other waits on its lock, then loads it.
-    sweep = [*SMOKE, "task=digits", "attack=[gmi,gan-random]", "defense=[none,label-smoothing]",
-             "jobs=2"]
+    sweep = [
+        *SMOKE,
+        "task=digits",
+        "attack=[gmi,gan-random]",
+        "defense=[none,label-smoothing]",
+        "jobs=2",
+    ]
     assert main(["bench", *sweep]) == 0
     assert "invbench bench: 2 worker processes" in capsys.readouterr().out
     records = _records(workdir / "results")
-    assert set(records) == {f"digits/{a}__{d}__s0.json" for a in ("gmi", "gan-random")
-                            for d in ("none", "label-smoothing")}
+    assert set(records) == {
+        f"digits/{a}__{d}__s0.json"
+        for a in ("gmi", "gan-random")
+        for d in ("none", "label-smoothing")
+    }
     assert all(r["status"] == "ok" for r in records.values())
     trainings = ArtifactCache(workdir / "cache").trainings()
     assert sorted(t["kind"] for t in trainings) == ["evaluator", "prior", "target", "target"]
@@ -115,8 +154,13 @@ def test_launcher_slurm_runs_each_cell_as_a_submitit_job(workdir, capsys):
     """launcher=slurm's code path on submitit's local executor (launcher=submitit-local): each
     cell is a pickled job in its own process with its own log, the jobs share the artifact
     cache through its locks, and the records land in the results folder."""
-    sweep = [*SMOKE, "task=digits", "attack=[gmi,gan-random]", "defense=none",
-             "launcher=submitit-local"]
+    sweep = [
+        *SMOKE,
+        "task=digits",
+        "attack=[gmi,gan-random]",
+        "defense=none",
+        "launcher=submitit-local",
+    ]
     assert main(["bench", *sweep]) == 0
     assert "every cell is a job of launcher=submitit-local" in capsys.readouterr().out
     records = _records(workdir / "results")
@@ -124,9 +168,12 @@ def test_launcher_slurm_runs_each_cell_as_a_submitit_job(workdir, capsys):
     assert all(r["status"] == "ok" for r in records.values())
     logs = sorted((workdir / "results" / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 2
-    assert {line.split(":")[0] for log in logs for line in log.read_text().splitlines()
-            if line.startswith("[ok]")} == {"[ok] smoke/digits gmi x none s0",
-                                           "[ok] smoke/digits gan-random x none s0"}
+    assert {
+        line.split(":")[0]
+        for log in logs
+        for line in log.read_text().splitlines()
+        if line.startswith("[ok]")
+    } == {"[ok] smoke/digits gmi x none s0", "[ok] smoke/digits gan-random x none s0"}
     trainings = ArtifactCache(workdir / "cache").trainings()
     assert sorted(t["kind"] for t in trainings) == ["evaluator", "prior", "target"]
     assert os.getpid() not in {t["pid"] for t in trainings}  # trained inside the jobs
@@ -136,9 +183,16 @@ def test_launcher_slurm_settings_are_overrides():
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module="benchmark.conf", version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True,
-                      overrides=["launcher=slurm", "hydra.launcher.partition=cpu",
-                                 "hydra.launcher.array_parallelism=8", "paths.results=/shared/r"])
+        cfg = compose(
+            config_name="config",
+            return_hydra_config=True,
+            overrides=[
+                "launcher=slurm",
+                "hydra.launcher.partition=cpu",
+                "hydra.launcher.array_parallelism=8",
+                "paths.results=/shared/r",
+            ],
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.array_parallelism) == ("cpu", 8)
@@ -146,8 +200,9 @@ def test_launcher_slurm_settings_are_overrides():
 
 
 def test_an_unknown_launcher_exits_2_naming_the_choices(workdir, capsys):
-    assert main(["bench", *SMOKE, "task=digits", "attack=gmi", "defense=none",
-                 "launcher=slrum"]) == 2
+    assert (
+        main(["bench", *SMOKE, "task=digits", "attack=gmi", "defense=none", "launcher=slrum"]) == 2
+    )
     err = capsys.readouterr().err
     assert "slurm" in err and "submitit-local" in err
 
@@ -198,28 +253,44 @@ class _OverBudget(Attack):
 
 @pytest.fixture
 def faulty_attacks():
-    names = {"test-raises": _Raises, "test-wrong-shape": _WrongShape, "test-nan": _NaN,
-             "test-over-budget": _OverBudget}
+    names = {
+        "test-raises": _Raises,
+        "test-wrong-shape": _WrongShape,
+        "test-nan": _NaN,
+        "test-over-budget": _OverBudget,
+    }
     for name, cls in names.items():
-        register_attack(name, modalities=("image",),
-                        access="scores" if cls is _OverBudget else "whitebox")(cls)
+        register_attack(
+            name, modalities=("image",), access="scores" if cls is _OverBudget else "whitebox"
+        )(cls)
     yield list(names)
     for name in names:
         ATTACKS._entries.pop(name)
 
 
 def test_failing_methods_give_failed_records_and_the_sweep_goes_on(workdir, faulty_attacks):
-    run_hydra(["--multirun", "task=digits", "attack=gmi", "defense=none",
-               f"attack.name={','.join(faulty_attacks)},gmi", *SMOKE])
+    run_hydra(
+        [
+            "--multirun",
+            "task=digits",
+            "attack=gmi",
+            "defense=none",
+            f"attack.name={','.join(faulty_attacks)},gmi",
+            *SMOKE,
+        ]
+    )
     records = _records(workdir / "results")
     errors = {k.split("/")[1].split("__")[0]: r["error"] for k, r in records.items()}
     assert errors["test-raises"].startswith("RuntimeError: boom")
-    assert "ReconstructionError: expected reconstructions of shape (3, 2, 1, 16, 16)" in \
-        errors["test-wrong-shape"]
+    assert (
+        "ReconstructionError: expected reconstructions of shape (3, 2, 1, 16, 16)"
+        in errors["test-wrong-shape"]
+    )
     assert "NaN" in errors["test-nan"]
     assert errors["test-over-budget"].startswith(
         "QueryBudgetExceeded: the attack asked for 201 released outputs but the suite's query "
-        "budget is 200")
+        "budget is 200"
+    )
     assert records["digits/test-over-budget__none__s0.json"]["cost"]["queries"] == 200
     assert errors["gmi"] is None and records["digits/gmi__none__s0.json"]["status"] == "ok"
     html = build_report(workdir / "results", workdir / "site").read_text()
@@ -228,12 +299,22 @@ def test_failing_methods_give_failed_records_and_the_sweep_goes_on(workdir, faul
 
 
 def _bench_process(workdir: Path, name: str) -> subprocess.Popen:
-    env = dict(os.environ, INVBENCH_RESULTS=str(workdir / name / "results"),
-               INVBENCH_CACHE=str(workdir / name / "cache"),
-               INVBENCH_SITE=str(workdir / name / "site"), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", "bench", *HARNESS_SWEEP],
-                            cwd=PROJECT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env = dict(
+        os.environ,
+        INVBENCH_RESULTS=str(workdir / name / "results"),
+        INVBENCH_CACHE=str(workdir / name / "cache"),
+        INVBENCH_SITE=str(workdir / name / "site"),
+        PYTHONUNBUFFERED="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "bench", *HARNESS_SWEEP],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def test_a_killed_sweep_resumes_to_the_uninterrupted_leaderboard(workdir):
@@ -265,9 +346,25 @@ def test_perf_times_cold_and_warm_sweeps(workdir, capsys):
     from benchmark.perf import main as perf
 
     out = workdir / "perf"
-    assert perf(["--jobs", "1,2", "--work", str(workdir / "runs"), "--out", str(out),
-                 "--vector-steps", "2", *SMOKE,
-                 "task=digits", "attack=[gmi,gan-random]", "defense=[none,label-smoothing]"]) == 0
+    assert (
+        perf(
+            [
+                "--jobs",
+                "1,2",
+                "--work",
+                str(workdir / "runs"),
+                "--out",
+                str(out),
+                "--vector-steps",
+                "2",
+                *SMOKE,
+                "task=digits",
+                "attack=[gmi,gan-random]",
+                "defense=[none,label-smoothing]",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     figures = json.loads(next(out.glob("perf-*.json")).read_text())
     cold_1, cold_2 = figures["cold"]
@@ -283,5 +380,6 @@ def test_perf_times_cold_and_warm_sweeps(workdir, capsys):
     assert "wall time jobs=1 / jobs=2" in printed and "cache hit rate 1.0" in printed
     vector = figures["gmi_vectorisation"]  # 5 identities x 6 latents, batched and looped
     assert vector["steps"] == 2 and vector["batched_seconds"] > 0
-    assert vector["speedup"] == round(vector["per_identity_loop_seconds"]
-                                      / vector["batched_seconds"], 2)
+    assert vector["speedup"] == round(
+        vector["per_identity_loop_seconds"] / vector["batched_seconds"], 2
+    )

@@ -54,10 +54,10 @@ def test_records_sets_are_disjoint_and_secret_prompts_unseen(workdir):
     tokenizer = task.tokenizer()
     for record, prompt in zip(sets["private"], task.secret_prompts()):
         # the prompt is the record up to its "email:", whose address repeats the name
-        first, last = record[len("name: "):record.index(" |")].split(" ", 1)
+        first, last = record[len("name: ") : record.index(" |")].split(" ", 1)
         assert tokenizer.decode(prompt) == f"name: {first} {last} | email:"
         assert f"email: {first}.{last}@" in record
-        assert tokenizer.encode(record).ids[:len(prompt)] == prompt
+        assert tokenizer.encode(record).ids[: len(prompt)] == prompt
 
 
 def test_cora_without_data_names_the_missing_files(workdir):

@@ -28,7 +28,8 @@ from tests.conftest import SMOKE, compose, sweep
 
 def test_temperature_releases_the_tempered_distribution_and_keeps_the_argmax():
     released = Temperature({"temperature": 2.0}).transform_output(
-        torch.tensor([[0.5, 0.25, 0.25]]), torch.Generator())
+        torch.tensor([[0.5, 0.25, 0.25]]), torch.Generator()
+    )
     # softmax(log p / 2) = sqrt(p) / sum sqrt(p) = [0.7071, 0.5, 0.5] / 1.7071
     assert torch.allclose(released, torch.tensor([[0.41421, 0.29289, 0.29289]]), atol=1e-5)
     with pytest.raises(ValueError, match="must be > 0"):
@@ -41,8 +42,10 @@ def test_fields_recovered_counts_whole_words_of_each_private_field():
     fields = [private_fields(record)] * 3
     assert fields[0] == {"first_name": "Ana", "last_name": "Lee"}
     # first name only; both; "Anabel" and "Leeds" are not the fields
-    assert fields_recovered(["name: Ana Smith | email:", "name: Ana Lee | email:",
-                             "name: Anabel Leeds | email:"], fields) == pytest.approx(3 / 6)
+    assert fields_recovered(
+        ["name: Ana Smith | email:", "name: Ana Lee | email:", "name: Anabel Leeds | email:"],
+        fields,
+    ) == pytest.approx(3 / 6)
 
 
 def test_public_bigram_nll_by_hand():
@@ -57,8 +60,9 @@ def _tiny_gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=11, n_positions=8, n_embd=8, n_layer=1,
-                                      n_head=2)).eval()
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=11, n_positions=8, n_embd=8, n_layer=1, n_head=2)
+    ).eval()
 
 
 def test_inversion_objective_is_kl_plus_fluency_and_zero_kl_at_the_secret():
@@ -69,10 +73,12 @@ def test_inversion_objective_is_kl_plus_fluency_and_zero_kl_at_the_secret():
         observed = log_probs[:, -1].exp()
         one_hot = torch.nn.functional.one_hot(secret, 11).float()
         nll = -log_probs[0, torch.arange(3), secret[0]].mean()
-        assert inversion_objective(observed, log_probs, one_hot, 0.0).item() == \
-            pytest.approx(0.0, abs=1e-5)
-        assert inversion_objective(observed, log_probs, one_hot, 2.0).item() == \
-            pytest.approx(2 * nll.item(), rel=1e-5)
+        assert inversion_objective(observed, log_probs, one_hot, 0.0).item() == pytest.approx(
+            0.0, abs=1e-5
+        )
+        assert inversion_objective(observed, log_probs, one_hot, 2.0).item() == pytest.approx(
+            2 * nll.item(), rel=1e-5
+        )
 
 
 def test_white_box_access_counts_rows_passed_by_keyword():
@@ -93,7 +99,8 @@ class _RecordsObservation(Attack):
     def run(self, access, victims, prior, budget, generator):
         observed = victims.observed
         _RecordsObservation.seen.append(
-            observed.clone() if isinstance(observed, torch.Tensor) else list(observed))
+            observed.clone() if isinstance(observed, torch.Tensor) else list(observed)
+        )
         if access.access == "label":  # a text-only API: one query per prompt, text back
             public = [[5, 6], [7]]
             texts = access(public)
@@ -106,8 +113,15 @@ def _observe(access: str):
     register_attack("test-observer", modalities=("text",), access=access)(_RecordsObservation)
     try:
         _RecordsObservation.seen.clear()
-        record = run_cell(compose("task=records", "attack=prompt-search", "defense=none",
-                                  "attack.name=test-observer", *SMOKE))
+        record = run_cell(
+            compose(
+                "task=records",
+                "attack=prompt-search",
+                "defense=none",
+                "attack.name=test-observer",
+                *SMOKE,
+            )
+        )
     finally:
         ATTACKS._entries.pop("test-observer")
     assert record["status"] == "ok", record["error"]
@@ -133,16 +147,16 @@ def test_text_only_access_observes_the_greedy_continuation_of_each_secret(workdi
 
 
 def test_extraction_prompt_records_the_string_it_sent_and_pays_one_query_per_prompt(workdir):
-    record = run_cell(compose("task=records", "attack=extraction-prompt", "defense=none",
-                              *SMOKE))
+    record = run_cell(compose("task=records", "attack=extraction-prompt", "defense=none", *SMOKE))
     assert record["status"] == "ok", record["error"]
     strings = record["config"]["attack"]["strings"]
     details = record["attack_details"]
     assert details["string"] in strings and set(details["calibration_bleu"]) == set(strings)
     assert details["string"] == max(strings, key=details["calibration_bleu"].get)
     # every string after every calibration prompt, then the chosen one after every secret
-    calibration = min(record["config"]["attack"]["calibration"],
-                      record["config"]["task"]["sizes"]["public"])
+    calibration = min(
+        record["config"]["attack"]["calibration"], record["config"]["task"]["sizes"]["public"]
+    )
     assert record["cost"]["queries"] == len(strings) * calibration + record["budget"]["prompts"]
     assert all(isinstance(p["reconstructed"], str) for p in record["examples"]["pairs"])
 
@@ -167,16 +181,26 @@ class _Digits:
 def test_generated_text_follows_the_released_argmax_and_stops_at_eos_or_the_limits():
     release = _Bigrams()
     # greedy from 0: 1 2 3, then 4 is <|endoftext|>
-    assert generate_text(release, [[0], [2]], _Digits(), eos=4, tokens=10, limit=20,
-                         generator=None) == ["1 2 3", "3"]
+    assert generate_text(
+        release, [[0], [2]], _Digits(), eos=4, tokens=10, limit=20, generator=None
+    ) == ["1 2 3", "3"]
     # at most `tokens` tokens, and at most `limit` tokens of context
-    assert generate_text(release, [[0]], _Digits(), 4, tokens=2, limit=20,
-                         generator=None) == ["1 2"]
-    assert generate_text(release, [[0, 0, 0]], _Digits(), 4, tokens=10, limit=4,
-                         generator=None) == ["1"]
+    assert generate_text(release, [[0]], _Digits(), 4, tokens=2, limit=20, generator=None) == [
+        "1 2"
+    ]
+    assert generate_text(
+        release, [[0, 0, 0]], _Digits(), 4, tokens=10, limit=4, generator=None
+    ) == ["1"]
     # sampled: t + 2 is drawn about 30% of the time
-    samples = generate_text(release, [[0]] * 2000, _Digits(), 4, tokens=1, limit=20,
-                            generator=torch.Generator().manual_seed(0))
+    samples = generate_text(
+        release,
+        [[0]] * 2000,
+        _Digits(),
+        4,
+        tokens=1,
+        limit=20,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert 0.26 < samples.count("2") / 2000 < 0.34
 
 
@@ -201,36 +225,57 @@ def test_words_round_trip_and_the_inverter_copies_words_it_never_generated():
     names = [f"n{i}" for i in range(80)]
     train = [Example(["x", n, "y"], prompt=split_words(f"hello {n}")) for n in names[:60]]
     inverter = LearnedInverter({"width": 32, "epochs": 40, "batch_size": 16, "lr": 0.01}).fit(
-        train, torch.Generator().manual_seed(0))
+        train, torch.Generator().manual_seed(0)
+    )
     answers = inverter.invert([Example(["x", n, "y"]) for n in names[60:]], max_words=4)
     assert sum(a == f"hello {n}" for a, n in zip(answers, names[60:])) >= 18, answers
 
 
 # Acceptance, at the mini budget ----------------------------------------------------------
-ATTACKS_UNDER_TEST = ["public-prompt", "prompt-search", "relaxed-invert", "gcg-invert",
-                      "logit2prompt", "output2prompt"]
+ATTACKS_UNDER_TEST = [
+    "public-prompt",
+    "prompt-search",
+    "relaxed-invert",
+    "gcg-invert",
+    "logit2prompt",
+    "output2prompt",
+]
 SCORE_BASED = ["prompt-search", "logit2prompt"]
 # extraction-prompt is run too, but the records model follows no instruction: its continuations
 # score below the constant answer (18.4 vs 30.7 BLEU); the learned text-only inversion must beat it
 
 
 def _bench(root, cache, *overrides: str) -> dict:
-    return {(r["attack"], r["defense"]): r for r in sweep(root, "task=records", *overrides,
-                                                             cache=cache)}
+    return {
+        (r["attack"], r["defense"]): r for r in sweep(root, "task=records", *overrides, cache=cache)
+    }
 
 
 @pytest.fixture(scope="module")
 def text_records(tmp_path_factory):
     root = tmp_path_factory.mktemp("text")
-    records = _bench(root / "main", root / "cache",
-                     f"attack=[{','.join([*ATTACKS_UNDER_TEST, 'extraction-prompt'])}]",
-                     "defense=[none,rounding]")
+    records = _bench(
+        root / "main",
+        root / "cache",
+        f"attack=[{','.join([*ATTACKS_UNDER_TEST, 'extraction-prompt'])}]",
+        "defense=[none,rounding]",
+    )
     # on text, rounding rounds log-probabilities (space: auto); probabilities apart
-    for label, overrides in (("topk-release k=1", ("defense=topk-release", "defense.k=1")),
-                             ("rounding probs", ("defense=rounding", "defense.space=probs"))):
-        records.update({(attack, label): record for (attack, _), record in _bench(
-            root / label.replace(" ", "-"), root / "cache",
-            f"attack=[{','.join(SCORE_BASED)}]", *overrides).items()})
+    for label, overrides in (
+        ("topk-release k=1", ("defense=topk-release", "defense.k=1")),
+        ("rounding probs", ("defense=rounding", "defense.space=probs")),
+    ):
+        records.update(
+            {
+                (attack, label): record
+                for (attack, _), record in _bench(
+                    root / label.replace(" ", "-"),
+                    root / "cache",
+                    f"attack=[{','.join(SCORE_BASED)}]",
+                    *overrides,
+                ).items()
+            }
+        )
     return records
 
 
@@ -249,8 +294,10 @@ def test_every_attack_beats_the_constant_public_prompt(text_records):
 
 @pytest.mark.slow
 def test_white_box_relaxed_inversion_beats_black_box_search_at_equal_queries(text_records):
-    relaxed, search = text_records[("relaxed-invert", "none")], \
-        text_records[("prompt-search", "none")]
+    relaxed, search = (
+        text_records[("relaxed-invert", "none")],
+        text_records[("prompt-search", "none")],
+    )
     assert relaxed["budget"]["queries"] == search["budget"]["queries"]
     assert relaxed["cost"]["queries"] <= relaxed["budget"]["queries"]
     assert bleu(relaxed) > bleu(search) + 2
@@ -262,8 +309,10 @@ def test_white_box_relaxed_inversion_beats_black_box_search_at_equal_queries(tex
 def test_learned_inversion_from_generated_text_beats_the_extraction_strings(text_records):
     """Text-only access (Zhang et al. 2024's comparison): output2prompt, trained on public
     prompts' continuations, against the extraction strings of the same access level."""
-    learned, strings = text_records[("output2prompt", "none")], \
-        text_records[("extraction-prompt", "none")]
+    learned, strings = (
+        text_records[("output2prompt", "none")],
+        text_records[("extraction-prompt", "none")],
+    )
     assert learned["access"] == strings["access"] == "label"
     assert bleu(learned) > bleu(strings) + 10
     assert learned["metrics"]["fields_recovered"]["value"] > 0.3
@@ -306,34 +355,52 @@ def gpt2_folder(tmp_path_factory):
         pytest.skip("the GPT-2 tokenizer of ../shared/data/gpt2 is absent")
     root = tmp_path_factory.mktemp("gpt2")
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64)) \
-        .save_pretrained(root / "gpt2")
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64)).save_pretrained(
+        root / "gpt2"
+    )
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
         shutil.copy(SHARED_DATA / "gpt2" / name, root / "gpt2" / name)
     fake = Faker("en_US")
     fake.seed_instance(0)
-    lines = [json.dumps({"text": f"My name is {fake.name()} and I live in {fake.city()}."})
-             for _ in range(160)]
+    lines = [
+        json.dumps({"text": f"My name is {fake.name()} and I live in {fake.city()}."})
+        for _ in range(160)
+    ]
     (root / "prompts.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
 
 def _gpt2_overrides(root, *extra):
-    return [*SMOKE, "task=gpt2-prompts", f"task.model_dir={root / 'gpt2'}",
-            f"task.prompts_file={root / 'prompts.jsonl'}", *extra]
+    return [
+        *SMOKE,
+        "task=gpt2-prompts",
+        f"task.model_dir={root / 'gpt2'}",
+        f"task.prompts_file={root / 'prompts.jsonl'}",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
 def test_gpt2_prompts_loads_through_from_pretrained_and_records_the_files_hashes(
-        workdir, gpt2_folder):
+    workdir, gpt2_folder
+):
     from benchmark.cache import file_sha256
 
-    assert main(["bench", *_gpt2_overrides(gpt2_folder, "task.model_sha256=null"),
-                 "attack=[public-prompt,prompt-search,extraction-prompt,output2prompt]",
-                 "defense=none"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                *_gpt2_overrides(gpt2_folder, "task.model_sha256=null"),
+                "attack=[public-prompt,prompt-search,extraction-prompt,output2prompt]",
+                "defense=none",
+            ]
+        )
+        == 0
+    )
     for attack in ("public-prompt", "prompt-search", "extraction-prompt", "output2prompt"):
-        record = json.loads((workdir / "results/smoke/gpt2-prompts" /
-                             f"{attack}__none__s0.json").read_text())
+        record = json.loads(
+            (workdir / "results/smoke/gpt2-prompts" / f"{attack}__none__s0.json").read_text()
+        )
         assert record["status"] == "ok", record["error"]
         target = record["provenance"]["target"]
         assert target["prompts_sha256"] == file_sha256(gpt2_folder / "prompts.jsonl")
@@ -345,19 +412,30 @@ def test_gpt2_prompts_loads_through_from_pretrained_and_records_the_files_hashes
 
 
 def test_gpt2_prompts_without_weights_names_the_files_and_the_published_sha256(
-        workdir, gpt2_folder, tmp_path, capsys):
+    workdir, gpt2_folder, tmp_path, capsys
+):
     from tasks.text import GPT2_SHA256
 
     empty = tmp_path / "nothing"
     empty.mkdir()
-    assert main(["run", *SMOKE, "task=gpt2-prompts", f"task.model_dir={empty}",
-                 f"task.prompts_file={gpt2_folder / 'prompts.jsonl'}", "attack=public-prompt",
-                 "defense=none"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                *SMOKE,
+                "task=gpt2-prompts",
+                f"task.model_dir={empty}",
+                f"task.prompts_file={gpt2_folder / 'prompts.jsonl'}",
+                "attack=public-prompt",
+                "defense=none",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(empty / "model.safetensors") in err and GPT2_SHA256 in err
     # a GPT-2 that is not the published one is refused unless task.model_sha256=null
-    assert main(["run", *_gpt2_overrides(gpt2_folder), "attack=public-prompt",
-                 "defense=none"]) == 2
+    assert main(["run", *_gpt2_overrides(gpt2_folder), "attack=public-prompt", "defense=none"]) == 2
     assert f"expected {GPT2_SHA256}" in capsys.readouterr().err
     # `invbench data gpt2` offline says where to fetch what
     assert main(["data", "gpt2"]) == 2

@@ -27,4 +27,5 @@ def dataset(name: str):
     def register(fetch: Callable[[Path, bool], str]) -> Callable[[Path, bool], str]:
         DATASETS[name] = fetch
         return fetch
+
     return register
