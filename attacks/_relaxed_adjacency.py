@@ -2,9 +2,9 @@
 
 The attack variable is one weight in [0, 1] per node pair, held as a symmetric n x n matrix S.
 Gradients with respect to S are computed in closed form (``DenseGCN``) and applied as in-place
-low-rank updates: autograd through the n x n operations allocates a dozen n x n temporaries
-per step and was 4x slower. Everything per step is O(n^2) elementwise or an n x n times n x hidden product
-(``tasks/graph_models.dense_gcn_propagate``); nothing forms the normalised adjacency times the
+low-rank updates, because autograd through the n x n operations allocates a dozen n x n
+temporaries per step. Everything per step is O(n^2) elementwise or an n x n times n x hidden
+product (``tasks/graph_models.dense_gcn_propagate``); nothing forms the normalised adjacency times the
 n x F feature matrix, which is what makes the reference code's step cost seconds on Cora.
 """
 

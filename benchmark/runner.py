@@ -1,6 +1,6 @@
 """One cell of the benchmark: (task, attack, defense, seed) -> a result record.
 
-The flow follows DESIGN.md: task -> cached target -> cached evaluator -> access wrapper ->
+The flow: task -> cached target -> cached evaluator -> access wrapper ->
 cached prior -> attack -> checks -> metrics + utility + cost -> atomic record. Method errors
 become a ``failed`` record and never stop a sweep; errors the user must fix (missing data, an
 unknown name) are raised before any record is written.
@@ -15,7 +15,9 @@ import math
 import os
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -132,33 +134,124 @@ def cell_device(worker_device: torch.device, *entries) -> tuple[torch.device, st
     return worker_device, None
 
 
+@dataclass
+class Artifact:
+    """One cached artifact of a cell (a target, the evaluator, a prior, a target-derived prior):
+    how to build it untrained, how to train it, its cache key and its seed stage. Building is
+    seeded right before (``<stage>:init``) and training too (``train_stage``), so a module's
+    initialisation never depends on what ran earlier in the process (another cell, a resume)."""
+
+    kind: str  # the cache folder and the provenance entry's name
+    key: dict
+    train: Callable[[torch.nn.Module], dict]
+    train_stage: tuple[str, ...]
+    provenance: str = ""  # the record's provenance entry; the kind by default
+
+
+@dataclass
+class Cell:
+    """What the stages of one cell share: its configuration, device and the record it fills."""
+
+    cfg: DictConfig
+    entries: tuple  # (task, attack, defense) registry entries
+    seed: int
+    budget: dict
+    device: torch.device
+    amp: bool
+    record: dict
+    cache: ArtifactCache
+    progress: bool
+    timings: dict = field(
+        default_factory=lambda: {
+            "train_seconds": 0.0,
+            "attack_seconds": 0.0,
+            "cache_hits": 0,
+            "cache_misses": 0,
+        }
+    )
+    access: Any = None
+    queries: int = 0
+
+    def seeded(self, stage: str, build: Callable[[], Any]) -> Any:
+        seed_everything(derive_seed(self.seed, stage, "init"))
+        return build()
+
+    def cached(self, artifact: Artifact, untrained: torch.nn.Module) -> torch.nn.Module:
+        """The trained artifact from the cache, trained and stored on a miss; its metadata goes
+        to the record's provenance. Built (and seeded) on the CPU, so initial weights do not
+        depend on the device."""
+
+        def train(model: torch.nn.Module) -> dict:
+            seed_everything(derive_seed(self.seed, *artifact.train_stage))
+            return artifact.train(model)
+
+        module, meta, hit = self.cache.get_or_train(
+            artifact.kind, artifact.key, lambda: untrained.to(self.device), train
+        )
+        self.timings["cache_hits" if hit else "cache_misses"] += 1
+        if not hit:
+            self.timings["train_seconds"] += meta.get("train_seconds", 0.0)
+        self.record["provenance"][artifact.provenance or artifact.kind] = {
+            k: v for k, v in meta.items() if k != "config"
+        }
+        return module
+
+
 def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     """Run one cell and return its record (None when the cell is not applicable). ``job_num``
     is the cell's job number in a sweep: it picks the worker's GPU (benchmark/devices.py)."""
     load_all()
-    task_entry = TASKS.get(cfg.task.name)
-    attack_entry = ATTACKS.get(cfg.attack.name)
-    defense_entry = DEFENSES.get(cfg.defense.name)
-    seed, suite = int(cfg.seed), str(cfg.suite.name)
-    label = f"{suite}/{task_entry.name} {attack_entry.name} x {defense_entry.name} s{seed}"
-
-    reason = incompatibility(task_entry, attack_entry, defense_entry)
+    entries = (
+        TASKS.get(cfg.task.name),
+        ATTACKS.get(cfg.attack.name),
+        DEFENSES.get(cfg.defense.name),
+    )
+    seed = int(cfg.seed)
+    label = f"{cfg.suite.name}/{entries[0].name} {entries[1].name} x {entries[2].name} s{seed}"
+    reason = incompatibility(*entries)
     if reason:
         print(f"[n/a] {label}: {reason}", flush=True)
         return None
-
+    device, cpu_because = cell_device(resolve_device(cfg.get("device", "auto"), job_num), *entries)
     paths = resolve_paths(cfg)
-    budget = suite_budget(cfg)
-    device, cpu_because = cell_device(
-        resolve_device(cfg.get("device", "auto"), job_num), task_entry, attack_entry, defense_entry
+    config = cell_config(cfg, entries)
+    path = record_path(
+        paths["results"], str(cfg.suite.name), *(entry.name for entry in entries), seed
     )
-    amp = resolve_amp(cfg.get("amp", "auto"), device)
-    cell_config = {
+    existing = cached_record(cfg, path, config_hash(config))
+    if existing is not None:
+        print(f"[cached] {label}: {path} (rerun=true runs it again)", flush=True)
+        show_record(cfg, existing)
+        return existing
+    task = build_task(cfg)
+    record = new_record(cfg, entries, task, config, device, cpu_because)
+    cell = Cell(
+        cfg,
+        entries,
+        seed,
+        config["budget"],
+        device,
+        resolve_amp(cfg.get("amp", "auto"), device),
+        record,
+        ArtifactCache(paths["cache"]),
+        bool(cfg.get("progress", True)),
+    )
+    run_stages(cell, task)
+    write_record(path, record)
+    print(summary_line(label, record), flush=True)
+    show_record(cfg, record)
+    return record
+
+
+def cell_config(cfg: DictConfig, entries: tuple) -> dict:
+    """What the cell's result depends on: its config hash is the record's ``config_hash``."""
+    task_entry, attack_entry, defense_entry = entries
+    return {
         "task": plain(cfg.task),
         "attack": method_settings(cfg.attack),
         "defense": method_settings(cfg.defense),
-        "budget": budget,
-        "seed": seed,
+        "budget": suite_budget(cfg),
+        "seed": int(cfg.seed),
         "versions": {
             "harness": __version__,
             "task": task_entry.version,
@@ -166,10 +259,10 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
             "defense": defense_entry.version,
         },
     }
-    cell_hash = config_hash(cell_config)
-    path = record_path(
-        paths["results"], suite, task_entry.name, attack_entry.name, defense_entry.name, seed
-    )
+
+
+def cached_record(cfg: DictConfig, path: Path, cell_hash: str) -> dict | None:
+    """The cell's finished ``ok`` record of the same config hash, unless ``rerun=true``."""
     existing = read_record(path) if path.exists() else None
     if (
         existing
@@ -177,15 +270,27 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         and existing.get("config_hash") == cell_hash
         and not cfg.get("rerun", False)
     ):
-        print(f"[cached] {label}: {path} (rerun=true runs it again)", flush=True)
-        if cfg.get("show_record", False):
-            print(json.dumps(existing, indent=2, sort_keys=True, default=str), flush=True)
         return existing
+    return None
 
-    task = build_task(cfg)
-    progress = bool(cfg.get("progress", True))
-    cache = ArtifactCache(paths["cache"])
-    record = {
+
+def show_record(cfg: DictConfig, record: dict) -> None:
+    if cfg.get("show_record", False):
+        print(json.dumps(record, indent=2, sort_keys=True, default=str), flush=True)
+
+
+def new_record(
+    cfg: DictConfig,
+    entries: tuple,
+    task,
+    config: dict,
+    device: torch.device,
+    cpu_because: str | None,
+) -> dict:
+    """The record before the cell runs: what it is, its provenance, where it runs."""
+    task_entry, attack_entry, defense_entry = entries
+    suite, seed = str(cfg.suite.name), int(cfg.seed)
+    return {
         "schema_version": SCHEMA_VERSION,
         "key": f"{suite}/{task_entry.name}/{attack_entry.name}__{defense_entry.name}__s{seed}",
         "suite": suite,
@@ -197,18 +302,14 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         "access": attack_entry.access,
         "defense_kind": defense_entry.defense_kind,
         "primary_metric": task.primary_metric,
-        "budget": budget,
+        "budget": config["budget"],
         "citations": {
             kind: entry.citation.__dict__ if entry.citation else None
-            for kind, entry in (
-                ("task", task_entry),
-                ("attack", attack_entry),
-                ("defense", defense_entry),
-            )
+            for kind, entry in zip(("task", "attack", "defense"), entries)
         },
-        "versions": cell_config["versions"],
-        "config_hash": cell_hash,
-        "config": cell_config,
+        "versions": config["versions"],
+        "config_hash": config_hash(config),
+        "config": config,
         "paper": {
             "attack": plain(cfg.attack).get(PAPER_KEY),
             "defense": plain(cfg.defense).get(PAPER_KEY),
@@ -224,225 +325,237 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         # cell moves to another machine), but a reader comparing numbers should see it
         "compute": {
             "device": str(device),
-            "amp": amp,
+            "amp": resolve_amp(cfg.get("amp", "auto"), device),
             "requested": str(cfg.get("device", "auto")),
             "cpu_because": cpu_because,
         },
     }
-    timings = {"train_seconds": 0.0, "attack_seconds": 0.0, "cache_hits": 0, "cache_misses": 0}
 
-    def seeded_build(kind: str, build):
-        # A module's random initialisation must not depend on what ran before it in this
-        # process (an earlier cell, a resumed sweep), so seed right before building it.
-        seed_everything(derive_seed(seed, kind, "init"))
-        return build()
 
-    def cached(
-        kind: str, key: dict, untrained: torch.nn.Module, train
-    ) -> tuple[torch.nn.Module, dict]:
-        # built (and seeded) on the CPU, so initial weights do not depend on the device
-        module, meta, hit = cache.get_or_train(kind, key, lambda: untrained.to(device), train)
-        timings["cache_hits" if hit else "cache_misses"] += 1
-        if not hit:
-            timings["train_seconds"] += meta.get("train_seconds", 0.0)
-        return module, meta
-
-    access, queries = None, 0
-    # a GPU is held for the whole cell, so two workers never share one (benchmark/devices.py)
+def run_stages(cell: Cell, task) -> None:
+    """task -> target -> evaluator -> priors -> access -> attack -> score, on the cell's device
+    (held for the whole cell, so two workers never share a GPU). A method's failure is a
+    ``failed`` record, not a crash of the sweep; the record's cost is filled either way."""
+    requested = cell.cfg.get("device", "auto")
     with (
-        exclusive_gpu(device, explicit=names_gpu_index(cfg.get("device", "auto"))) as device,
+        exclusive_gpu(cell.device, explicit=names_gpu_index(requested)) as device,
         PeakMemory(device=device) as cost,
     ):
-        record["compute"]["device"] = str(device)
+        cell.device = device
+        cell.record["compute"]["device"] = str(device)
         if device.type == "cuda":
-            record["compute"]["device_name"] = torch.cuda.get_device_name(device)
+            cell.record["compute"]["device_name"] = torch.cuda.get_device_name(device)
         try:
-            defense = defense_entry.obj(cfg.defense)
-            defense.modality = task.modality
-            task.use_defense(defense)
-            attack = attack_entry.obj(cfg.attack)
-            attack.progress, attack.device, attack.amp = progress, device, amp
-            task_key = {
-                "task": plain(cfg.task),
-                "version": task_entry.version,
-                "seed": seed,
-                **task.artifact_key(),
-            }
-
-            def train_target(model: torch.nn.Module) -> dict:
-                seed_everything(derive_seed(seed, "target"))
-                return task.train_target(model, defense, progress)
-
-            target_key = {
-                **task_key,
-                "defense": defense.target_key(),
-                "defense_version": defense_entry.version if defense.kind == "train" else None,
-            }
-            target, target_meta = cached(
-                "target",
-                target_key,
-                seeded_build("target", lambda: defense.adapt_target(task.build_target())),
-                train_target,
-            )
-            record["provenance"]["target"] = {k: v for k, v in target_meta.items() if k != "config"}
-
-            evaluator = seeded_build("evaluator", task.build_evaluator)
-            if evaluator is not None:
-
-                def train_evaluator(model: torch.nn.Module) -> dict:
-                    seed_everything(derive_seed(seed, "evaluator"))
-                    return task.train_evaluator(model, progress)
-
-                evaluator, evaluator_meta = cached(
-                    "evaluator", task_key, evaluator, train_evaluator
-                )
-                record["provenance"]["evaluator"] = {
-                    k: v for k, v in evaluator_meta.items() if k != "config"
-                }
-
-            # The suite fixes every attack prior's training length and minibatch alike.
-            for budget_key, setting in PRIOR_BUDGETS.items():
-                if budget_key in budget:
-                    for block in ("prior", "target_prior"):
-                        if isinstance(attack.cfg.get(block), dict):
-                            attack.cfg[block][setting] = int(budget[budget_key])
-
-            def prior_key(block: str, module: torch.nn.Module) -> dict:
-                # Keyed by the prior's class and settings, not by the attack: attacks with the
-                # same prior block share one trained prior, and attack-time knobs reuse it.
-                kind = type(module)
-                return {
-                    **task_key,
-                    block: attack.cfg.get(block),
-                    "class": f"{kind.__module__}.{kind.__qualname__}",
-                    "version": getattr(kind, "version", "1"),
-                }
-
-            prior = seeded_build("prior", lambda: attack.build_prior(task))
-            if prior is not None:
-
-                def train_prior(model: torch.nn.Module) -> dict:
-                    seed_everything(derive_seed(seed, "prior"))
-                    return attack.train_prior(model, task.public_data(), progress)
-
-                prior, prior_meta = cached("prior", prior_key("prior", prior), prior, train_prior)
-                record["provenance"]["prior"] = {
-                    k: v for k, v in prior_meta.items() if k != "config"
-                }
-
-            # Artifacts an attack derives from public data AND the target (KEDMI's and PLG-MI's
-            # GANs, LOMMA's distilled students): white-box only, cached per trained target.
-            extra = {}
-            if attack_entry.access == "whitebox":
-                built = seeded_build(
-                    "target_prior", lambda: attack.build_target_prior(task, target)
-                )
-                teacher = task.probs_fn(target)
-                artifacts = {}
-                for block, module in built.items():
-
-                    def train_target_prior(model: torch.nn.Module) -> dict:
-                        seed_everything(derive_seed(seed, "target_prior", block))
-                        return attack.train_target_prior(
-                            model, task.public_data(), target, teacher, progress
-                        )
-
-                    # keyed by class, settings block and trained target: kedmi and lomma-kedmi
-                    # share one KEDMI GAN, the lomma-* attacks one set of students
-                    artifacts[block], meta = cached(
-                        "target_prior",
-                        {**prior_key(block, module), "target": target_key},
-                        module,
-                        train_target_prior,
-                    )
-                    record["provenance"][f"target_prior.{block}"] = {
-                        k: v for k, v in meta.items() if k != "config"
-                    }
-                if artifacts:
-                    extra["target_prior"] = artifacts
-
-            target.eval()
-            release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))
-            release = released(task.probs_fn(target), defense.transform_output, release_generator)
-            # What the attacker observes of the victims (a text task's released distributions
-            # after the secret prompts) is reduced to its access level, like its queries.
-            topk = int(budget.get("topk", 5))
-            text_release = (
-                task.label_release(
-                    target, release, torch.Generator().manual_seed(derive_seed(seed, "generation"))
-                )
-                if attack_entry.access == "label"
-                else None
-            )
-            victims = task.victims(
-                budget,
-                text_release
-                or (lambda queries: reduce_to_access(release(queries), attack_entry.access, topk)),
-            )
-            if hasattr(victims, "knowledge"):
-                record["attacker_knowledge"] = victims.knowledge()
-            if attack_entry.access == "whitebox":
-                access = WhiteBoxAccess(
-                    target, task.probs_fn(target), task.representations_fn(target)
-                )
-            elif attack_entry.access == "none":
-                access = NoAccess()
-            else:
-                access = Oracle(
-                    text_release or release, attack_entry.access, budget.get("queries"), topk=topk
-                )
-            attack_seed = derive_seed(seed, "attack")
-            generator = seed_everything(attack_seed)
-            if device.type != "cpu":
-                generator = device_generator(attack_seed, device)
-            attack_started = time.perf_counter()
-            recon = attack.run(access, victims, prior, budget, generator, **extra)
-            if isinstance(recon, torch.Tensor):
-                recon = recon.detach().cpu()  # waits for the device: the attack's time is real
-            timings["attack_seconds"] = time.perf_counter() - attack_started
-            details = attack.details()
-            if details:
-                record["attack_details"] = details
-            queries = access.queries  # scoring and utility below are not the attacker's
-            if isinstance(access, WhiteBoxAccess):
-                access.close()
-            task.check_reconstruction(recon, victims)
-            record["metrics"] = _metric_values(task.score(recon, victims, evaluator), task.metrics)
-            record["examples"] = task.examples(recon, victims)
-            record["reconstruction_sha256"] = reconstruction_digest(recon)
-            utility_generator = torch.Generator().manual_seed(derive_seed(seed, "utility"))
-            record["utility"] = _metric_values(
-                task.utility(target, lambda p: defense.transform_output(p, utility_generator)),
-                task.utility_metrics,
-            )
-            record["status"] = "ok"
+            defense, attack, task_key = prepare_methods(cell, task)
+            target, target_key = train_target(cell, task, defense, task_key)
+            evaluator = train_evaluator(cell, task, task_key)
+            prior = train_prior(cell, task, attack, task_key)
+            extra = train_target_priors(cell, task, attack, target, target_key, task_key)
+            recon, victims = attack_target(cell, task, attack, defense, target, prior, extra)
+            score(cell, task, defense, target, evaluator, recon, victims)
         except Exception as error:  # a method failure is a result, not a crash of the sweep
-            record["status"] = "failed"
-            record["error"] = f"{type(error).__name__}: {error}"
-            record["traceback"] = traceback.format_exc(limit=8)
-            if access is not None and not queries:
-                queries = access.queries  # what the attack spent before it failed
+            cell.record["status"] = "failed"
+            cell.record["error"] = f"{type(error).__name__}: {error}"
+            cell.record["traceback"] = traceback.format_exc(limit=8)
+            if cell.access is not None and not cell.queries:
+                cell.queries = cell.access.queries  # what the attack spent before it failed
         finally:
-            if isinstance(access, WhiteBoxAccess):
-                access.close()
+            if isinstance(cell.access, WhiteBoxAccess):
+                cell.access.close()
+    cell.record["cost"] = cell_cost(cell, cost)
+    cell.record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
-    record["cost"] = {
+
+def prepare_methods(cell: Cell, task) -> tuple:
+    """The cell's defense and attack, and the key every artifact of this task shares."""
+    task_entry, attack_entry, defense_entry = cell.entries
+    defense = defense_entry.obj(cell.cfg.defense)
+    defense.modality = task.modality
+    task.use_defense(defense)
+    attack = attack_entry.obj(cell.cfg.attack)
+    attack.progress, attack.device, attack.amp = cell.progress, cell.device, cell.amp
+    # The suite fixes every attack prior's training length and minibatch alike.
+    for budget_key, setting in PRIOR_BUDGETS.items():
+        if budget_key in cell.budget:
+            for block in ("prior", "target_prior"):
+                if isinstance(attack.cfg.get(block), dict):
+                    attack.cfg[block][setting] = int(cell.budget[budget_key])
+    task_key = {
+        "task": plain(cell.cfg.task),
+        "version": task_entry.version,
+        "seed": cell.seed,
+        **task.artifact_key(),
+    }
+    return defense, attack, task_key
+
+
+def train_target(cell: Cell, task, defense, task_key: dict) -> tuple[torch.nn.Module, dict]:
+    """One target per (task, training-time defense, seed), never one per attack."""
+    defense_entry = cell.entries[2]
+    target_key = {
+        **task_key,
+        "defense": defense.target_key(),
+        "defense_version": defense_entry.version if defense.kind == "train" else None,
+    }
+    artifact = Artifact(
+        "target",
+        target_key,
+        lambda model: task.train_target(model, defense, cell.progress),
+        ("target",),
+    )
+    untrained = cell.seeded("target", lambda: defense.adapt_target(task.build_target()))
+    return cell.cached(artifact, untrained), target_key
+
+
+def train_evaluator(cell: Cell, task, task_key: dict) -> torch.nn.Module | None:
+    """The independent evaluation model (one per task and seed), never shown to attacks."""
+    untrained = cell.seeded("evaluator", task.build_evaluator)
+    if untrained is None:
+        return None
+    artifact = Artifact(
+        "evaluator",
+        task_key,
+        lambda model: task.train_evaluator(model, cell.progress),
+        ("evaluator",),
+    )
+    return cell.cached(artifact, untrained)
+
+
+def prior_key(attack, task_key: dict, block: str, module: torch.nn.Module) -> dict:
+    """Keyed by the prior's class and settings, not by the attack: attacks with the same prior
+    block share one trained prior, and attack-time knobs reuse it."""
+    kind = type(module)
+    return {
+        **task_key,
+        block: attack.cfg.get(block),
+        "class": f"{kind.__module__}.{kind.__qualname__}",
+        "version": getattr(kind, "version", "1"),
+    }
+
+
+def train_prior(cell: Cell, task, attack, task_key: dict) -> torch.nn.Module | None:
+    """The attack's prior trained on the task's PUBLIC data (a GAN), when it has one."""
+    untrained = cell.seeded("prior", lambda: attack.build_prior(task))
+    if untrained is None:
+        return None
+    artifact = Artifact(
+        "prior",
+        prior_key(attack, task_key, "prior", untrained),
+        lambda model: attack.train_prior(model, task.public_data(), cell.progress),
+        ("prior",),
+    )
+    return cell.cached(artifact, untrained)
+
+
+def train_target_priors(cell: Cell, task, attack, target, target_key: dict, task_key: dict) -> dict:
+    """Artifacts an attack derives from public data AND the target (KEDMI's and PLG-MI's GANs,
+    LOMMA's students): white-box only, keyed by class, settings block and trained target, so
+    kedmi and lomma-kedmi share one KEDMI GAN and the lomma-* attacks one set of students."""
+    if cell.entries[1].access != "whitebox":
+        return {}
+    built = cell.seeded("target_prior", lambda: attack.build_target_prior(task, target))
+    teacher = task.probs_fn(target)
+    artifacts = {}
+    for block, module in built.items():
+        artifact = Artifact(
+            "target_prior",
+            {**prior_key(attack, task_key, block, module), "target": target_key},
+            lambda model: attack.train_target_prior(
+                model, task.public_data(), target, teacher, cell.progress
+            ),
+            ("target_prior", block),
+            provenance=f"target_prior.{block}",
+        )
+        artifacts[block] = cell.cached(artifact, module)
+    return {"target_prior": artifacts} if artifacts else {}
+
+
+def open_access(cell: Cell, task, target, release, text_release):
+    """What the attack is handed of the target at its declared access level."""
+    access_level = cell.entries[1].access
+    if access_level == "whitebox":
+        return WhiteBoxAccess(target, task.probs_fn(target), task.representations_fn(target))
+    if access_level == "none":
+        return NoAccess()
+    return Oracle(
+        text_release or release,
+        access_level,
+        cell.budget.get("queries"),
+        topk=int(cell.budget.get("topk", 5)),
+    )
+
+
+def attack_target(cell: Cell, task, attack, defense, target, prior, extra: dict) -> tuple:
+    """The released model, the victims reduced to the attack's access level, and the attack's
+    reconstructions (timed; its queries counted before anything else touches the target)."""
+    access_level, seed = cell.entries[1].access, cell.seed
+    target.eval()
+    release_generator = torch.Generator().manual_seed(derive_seed(seed, "release"))
+    release = released(task.probs_fn(target), defense.transform_output, release_generator)
+    # What the attacker observes of the victims (a text task's released distributions after
+    # the secret prompts) is reduced to its access level, like its queries.
+    topk = int(cell.budget.get("topk", 5))
+    text_release = (
+        task.label_release(
+            target, release, torch.Generator().manual_seed(derive_seed(seed, "generation"))
+        )
+        if access_level == "label"
+        else None
+    )
+    victims = task.victims(
+        cell.budget,
+        text_release or (lambda queries: reduce_to_access(release(queries), access_level, topk)),
+    )
+    if hasattr(victims, "knowledge"):
+        cell.record["attacker_knowledge"] = victims.knowledge()
+    cell.access = open_access(cell, task, target, release, text_release)
+    attack_seed = derive_seed(seed, "attack")
+    generator = seed_everything(attack_seed)
+    if cell.device.type != "cpu":
+        generator = device_generator(attack_seed, cell.device)
+    started = time.perf_counter()
+    recon = attack.run(cell.access, victims, prior, cell.budget, generator, **extra)
+    if isinstance(recon, torch.Tensor):
+        recon = recon.detach().cpu()  # waits for the device: the attack's time is real
+    cell.timings["attack_seconds"] = time.perf_counter() - started
+    details = attack.details()
+    if details:
+        cell.record["attack_details"] = details
+    cell.queries = cell.access.queries  # scoring and utility below are not the attacker's
+    if isinstance(cell.access, WhiteBoxAccess):
+        cell.access.close()
+    return recon, victims
+
+
+def score(cell: Cell, task, defense, target, evaluator, recon, victims) -> None:
+    """The reconstructions checked and scored by the evaluator, and the released model's
+    utility under the defense's output processing."""
+    record = cell.record
+    task.check_reconstruction(recon, victims)
+    record["metrics"] = _metric_values(task.score(recon, victims, evaluator), task.metrics)
+    record["examples"] = task.examples(recon, victims)
+    record["reconstruction_sha256"] = reconstruction_digest(recon)
+    utility_generator = torch.Generator().manual_seed(derive_seed(cell.seed, "utility"))
+    record["utility"] = _metric_values(
+        task.utility(target, lambda p: defense.transform_output(p, utility_generator)),
+        task.utility_metrics,
+    )
+    record["status"] = "ok"
+
+
+def cell_cost(cell: Cell, cost: PeakMemory) -> dict:
+    out = {
         "seconds": round(cost.seconds, 3),
-        "train_seconds": round(timings["train_seconds"], 3),
-        "attack_seconds": round(timings["attack_seconds"], 3),
+        "train_seconds": round(cell.timings["train_seconds"], 3),
+        "attack_seconds": round(cell.timings["attack_seconds"], 3),
         "peak_rss_mb": cost.peak_mb,
-        "queries": queries,
-        "cache_hits": timings["cache_hits"],
-        "cache_misses": timings["cache_misses"],
+        "queries": cell.queries,
+        "cache_hits": cell.timings["cache_hits"],
+        "cache_misses": cell.timings["cache_misses"],
     }
     if cost.peak_gpu_mb is not None:
-        record["cost"]["peak_gpu_mb"] = cost.peak_gpu_mb
-    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_record(path, record)
-    print(summary_line(label, record), flush=True)
-    if cfg.get("show_record", False):
-        print(json.dumps(record, indent=2, sort_keys=True, default=str), flush=True)
-    return record
+        out["peak_gpu_mb"] = cost.peak_gpu_mb
+    return out
 
 
 def summary_line(label: str, record: dict) -> str:

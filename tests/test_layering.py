@@ -103,3 +103,22 @@ def test_plugins_import_no_app():
         if imported in APP or imported.split(".")[0] == "leaderboard"
     ]
     assert not bad, "\n".join(bad)
+
+
+CORE_FUNCTION_LINES = 60
+
+
+def test_core_functions_are_short():
+    """Every function of the core and of the cell pipeline (``benchmark/runner.py``) fits on a
+    screen: at most 60 lines, decorators and docstring included."""
+    long = []
+    for path in sorted((ROOT / "benchmark").glob("*.py")):
+        name = module_name(path)
+        if name in APP and name != "benchmark.runner":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > CORE_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, "split these into named steps:\n" + "\n".join(long)
