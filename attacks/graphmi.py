@@ -64,7 +64,7 @@ class GraphMI(Attack):
         sq_norms = gram.diagonal().clone()
         onehot = F.one_hot(labels, victims.num_classes).float()
         edge_budget = float(cfg["edge_budget_ratio"]) * victims.num_edges
-        steps = int(cfg["steps"])
+        steps = int(budget["steps"])  # the suite owns it, alike for every attack
         with progress_bar(steps, "graphmi", self.progress) as bar:
             for step in range(steps):
                 state = gcn.forward(adjacency.matrix)

@@ -83,7 +83,7 @@ class MCGRA(Attack):
         sparsity, lr = float(cfg["sparsity"]), float(cfg["lr"])
         # Fused Adam: one pass over the n x n weights and moments per step.
         optimizer = torch.optim.Adam([adjacency.matrix], lr=lr, fused=True)
-        steps = int(cfg["steps"])
+        steps = int(budget["steps"])  # the suite owns it, alike for every attack
         with progress_bar(steps, "mc-gra", self.progress) as bar:
             for _ in range(steps):
                 state = gcn.forward(adjacency.matrix)
