@@ -366,20 +366,26 @@ def run_stages(cell: Cell, task) -> None:
     cell.record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def attack_settings(attack_cfg: DictConfig, budget: dict) -> dict:
+    """The attack's YAML with the suite's prior budgets written into its prior blocks: the
+    suite fixes every attack prior's training length and minibatch alike."""
+    settings = plain(attack_cfg)
+    for budget_key, setting in PRIOR_BUDGETS.items():
+        if budget_key in budget:
+            for block in ("prior", "target_prior"):
+                if isinstance(settings.get(block), dict):
+                    settings[block][setting] = int(budget[budget_key])
+    return settings
+
+
 def prepare_methods(cell: Cell, task) -> tuple:
     """The cell's defense and attack, and the key every artifact of this task shares."""
     task_entry, attack_entry, defense_entry = cell.entries
     defense = defense_entry.obj(cell.cfg.defense)
     defense.modality = task.modality
     task.use_defense(defense)
-    attack = attack_entry.obj(cell.cfg.attack)
+    attack = attack_entry.obj(attack_settings(cell.cfg.attack, cell.budget))
     attack.progress, attack.device, attack.amp = cell.progress, cell.device, cell.amp
-    # The suite fixes every attack prior's training length and minibatch alike.
-    for budget_key, setting in PRIOR_BUDGETS.items():
-        if budget_key in cell.budget:
-            for block in ("prior", "target_prior"):
-                if isinstance(attack.cfg.get(block), dict):
-                    attack.cfg[block][setting] = int(cell.budget[budget_key])
     task_key = {
         "task": plain(cell.cfg.task),
         "version": task_entry.version,
