@@ -184,8 +184,8 @@ class Task:
     # True when the target's and evaluator's training, scoring and utility work on the device
     # of the module they are given (benchmark/devices.py); otherwise the task's cells run on CPU.
     runs_on_gpu = False
-    # Names of the metrics ``score`` returns, mapped to higher_is_better.
-    metrics: dict[str, bool] = {}
+    # Names of the registered metrics ``score`` returns (each carries its own direction).
+    metrics: tuple[str, ...] = ()
     # Names of the utility figures ``utility`` returns, mapped to higher_is_better.
     utility_metrics: dict[str, bool] = {"test_accuracy": True}
 

@@ -53,6 +53,7 @@ class Entry:
     citation: Citation | None
     access: str | None = None  # attacks only
     defense_kind: str | None = None  # defenses only
+    higher_is_better: bool | None = None  # metrics only: the direction a record carries
     extra: dict = field(default_factory=dict)
 
 
@@ -82,11 +83,16 @@ class Registry:
         version: str = "1.0",
         citation: Citation | None = None,
         access: str | None = None,
+        higher_is_better: bool | None = None,
         **extra: Any,
     ) -> Callable[[Any], Any]:
         unknown = set(modalities) - set(MODALITIES)
         if unknown:
             raise ValueError(f"{self.kind} '{name}': unknown modalities {sorted(unknown)}")
+        if self.kind == "metric" and not isinstance(higher_is_better, bool):
+            raise ValueError(
+                f"metric '{name}': declare its direction, higher_is_better=True or False"
+            )
         if access is not None and access not in ACCESS_LEVELS:
             raise ValueError(f"{self.kind} '{name}': access must be one of {ACCESS_LEVELS}")
 
@@ -109,6 +115,7 @@ class Registry:
                 citation=citation,
                 access=access,
                 defense_kind=defense_kind,
+                higher_is_better=higher_is_better,
                 extra=extra,
             )
             return obj

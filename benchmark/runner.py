@@ -37,7 +37,7 @@ from benchmark.devices import (
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.methods import Unavailable, plain
 from benchmark.provenance import environment, git_state
-from benchmark.registry import ATTACKS, DEFENSES, TASKS, incompatibility, load_all
+from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, incompatibility, load_all
 from benchmark.results import SCHEMA_VERSION, read_record, record_path, write_record
 from benchmark.seeding import derive_seed, seed_everything
 
@@ -538,7 +538,9 @@ def score(cell: Cell, task, defense, target, evaluator, recon, victims) -> None:
     utility under the defense's output processing."""
     record = cell.record
     task.check_reconstruction(recon, victims)
-    record["metrics"] = _metric_values(task.score(recon, victims, evaluator), task.metrics)
+    scores = task.score(recon, victims, evaluator)
+    directions = {name: METRICS.get(name).higher_is_better for name in scores}
+    record["metrics"] = _metric_values(scores, directions)
     record["examples"] = task.examples(recon, victims)
     record["reconstruction_sha256"] = reconstruction_digest(recon)
     utility_generator = torch.Generator().manual_seed(derive_seed(cell.seed, "utility"))

@@ -26,5 +26,9 @@ def attack_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> 
     return (topk == targets[:, None]).any(dim=1).float().mean().item()
 
 
-register_metric("attack_acc@1", modalities=("image",), citation=GMI)(attack_accuracy)
-register_metric("attack_acc@5", modalities=("image",), citation=GMI)(attack_accuracy)
+register_metric("attack_acc@1", higher_is_better=True, modalities=("image",), citation=GMI)(
+    attack_accuracy
+)
+register_metric("attack_acc@5", higher_is_better=True, modalities=("image",), citation=GMI)(
+    attack_accuracy
+)

@@ -61,14 +61,14 @@ def rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-@register_metric("auc", modalities=("graph",), citation=LINK_STEALING)
+@register_metric("auc", higher_is_better=True, modalities=("graph",), citation=LINK_STEALING)
 def edge_auc(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
     """ROC AUC = P(score of a random edge > score of a random non-edge), ties counting 1/2."""
     labels = np.r_[np.ones(len(positive_scores), bool), np.zeros(len(negative_scores), bool)]
     return rank_auc(np.r_[positive_scores, negative_scores], labels)
 
 
-@register_metric("ap", modalities=("graph",), citation=LINK_STEALING)
+@register_metric("ap", higher_is_better=True, modalities=("graph",), citation=LINK_STEALING)
 def edge_average_precision(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
     """Average precision: sum_n (R_n - R_{n-1}) P_n over score thresholds, edges positive."""
     labels = np.r_[np.ones(len(positive_scores)), np.zeros(len(negative_scores))]
@@ -77,6 +77,7 @@ def edge_average_precision(positive_scores: np.ndarray, negative_scores: np.ndar
 
 @register_metric(
     "auc_all_pairs",
+    higher_is_better=True,
     modalities=("graph",),
     citation=Citation(
         "GraphMI: Extracting Private Graph Data from Graph Neural Networks",

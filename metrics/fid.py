@@ -69,7 +69,7 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray
     return np.concatenate(features)
 
 
-@register_metric("fid", modalities=("image",), citation=FID_CITATION)
+@register_metric("fid", higher_is_better=False, modalities=("image",), citation=FID_CITATION)
 def fid(reconstructions: torch.Tensor, private: torch.Tensor, offline: bool) -> float | Unavailable:
     """FID of reconstructions [N, C, H, W] against private images [M, C, H, W], or Unavailable."""
     if not weights_path().exists() and offline:

@@ -8,7 +8,7 @@ from benchmark.registry import register_metric
 from metrics.attack_accuracy import GMI
 
 
-@register_metric("knn_dist", modalities=("image",), citation=GMI)
+@register_metric("knn_dist", higher_is_better=False, modalities=("image",), citation=GMI)
 def knn_feature_distance(
     recon_features: torch.Tensor,
     recon_labels: torch.Tensor,

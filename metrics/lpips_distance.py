@@ -20,6 +20,7 @@ ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
 @register_metric(
     "lpips",
+    higher_is_better=False,
     modalities=("image",),
     citation=Citation(
         "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",

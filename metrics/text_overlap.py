@@ -30,7 +30,9 @@ def bleu_signature() -> str:
     return str(scorer.get_signature())
 
 
-@register_metric("bleu", modalities=("text", "embedding"), citation=LM_INVERSION)
+@register_metric(
+    "bleu", higher_is_better=True, modalities=("text", "embedding"), citation=LM_INVERSION
+)
 def mean_sentence_bleu(predictions: list[str], references: list[str]) -> float:
     scores = [_SENTENCE_BLEU.sentence_score(p, [r]).score for p, r in zip(predictions, references)]
     return sum(scores) / len(scores)
@@ -45,17 +47,26 @@ def _set_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-@register_metric("token_f1", modalities=("text", "embedding"), citation=LM_INVERSION)
+@register_metric(
+    "token_f1", higher_is_better=True, modalities=("text", "embedding"), citation=LM_INVERSION
+)
 def token_set_f1(predictions: list[str], references: list[str]) -> float:
     return sum(map(_set_f1, predictions, references)) / len(predictions)
 
 
-@register_metric("exact_match", modalities=("text", "embedding"), citation=LM_INVERSION)
+@register_metric(
+    "exact_match", higher_is_better=True, modalities=("text", "embedding"), citation=LM_INVERSION
+)
 def exact_match(predictions: list[str], references: list[str]) -> float:
     return sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / len(predictions)
 
 
-@register_metric("fields_recovered", modalities=("text", "embedding"), citation=LM_INVERSION)
+@register_metric(
+    "fields_recovered",
+    higher_is_better=True,
+    modalities=("text", "embedding"),
+    citation=LM_INVERSION,
+)
 def fields_recovered(predictions: list[str], fields: list[dict[str, str]]) -> float:
     found = total = 0
     for prediction, values in zip(predictions, fields):

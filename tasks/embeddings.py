@@ -140,7 +140,12 @@ VEC2TEXT = Citation(
 class MiniLMEmbeddings(Task):
     modality = "embedding"
     primary_metric = "bleu"
-    metrics = {"bleu": True, "token_f1": True, "exact_match": True, "fields_recovered": True}
+    metrics = (
+        "bleu",
+        "token_f1",
+        "exact_match",
+        "fields_recovered",
+    )
     utility_metrics = {"test_accuracy": True, "cosine_to_true": True}
 
     def model_dir(self) -> Path | None:

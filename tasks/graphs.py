@@ -106,7 +106,7 @@ def undirected_edges(edge_index: np.ndarray) -> np.ndarray:
 class GraphTask(Task):
     modality = "graph"
     primary_metric = "auc"
-    metrics = {"auc": True, "ap": True, "auc_all_pairs": True}
+    metrics = ("auc", "ap", "auc_all_pairs")
     _defense: Defense = Defense()  # until use_defense: the graph as it is
 
     def load_graph(self) -> Graph:

@@ -66,13 +66,13 @@ class ImageTask(Task):
     modality = "image"
     runs_on_gpu = True  # training, scoring and utility follow the given module's device
     primary_metric = "attack_acc@1"
-    metrics = {
-        "attack_acc@1": True,
-        "attack_acc@5": True,
-        "knn_dist": False,
-        "fid": False,
-        "lpips": False,
-    }
+    metrics = (
+        "attack_acc@1",
+        "attack_acc@5",
+        "knn_dist",
+        "fid",
+        "lpips",
+    )
 
     def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         """All images [N, C, H, W] in [0, 1] and their class (identity) labels."""

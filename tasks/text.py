@@ -216,7 +216,12 @@ def private_fields(record: str) -> dict[str, str]:
 class Records(Task):
     modality = "text"
     primary_metric = "bleu"
-    metrics = {"bleu": True, "token_f1": True, "exact_match": True, "fields_recovered": True}
+    metrics = (
+        "bleu",
+        "token_f1",
+        "exact_match",
+        "fields_recovered",
+    )
     utility_metrics = {"test_accuracy": True, "top1_agreement": True, "kl_to_true": False}
     prompt_end: str | None = PROMPT_END  # None: a prompt is the whole text
 
@@ -550,7 +555,7 @@ class GPT2Prompts(Records):
     record's target provenance carries both files' sha256."""
 
     prompt_end = None
-    metrics = {"bleu": True, "token_f1": True, "exact_match": True}
+    metrics = ("bleu", "token_f1", "exact_match")
 
     def model_dir(self) -> Path:
         return Path(self.cfg.get("model_dir") or self.data_root / "gpt2")

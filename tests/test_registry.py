@@ -66,3 +66,24 @@ def test_every_suite_budgets_each_of_its_tasks_alike_for_every_attack(suite):
                 budgets[task]
             ), (suite, task)
             assert not set(budgets[task]) & set(ATTACKS.names())
+
+
+def test_a_metric_carries_its_direction_and_a_defense_its_kind():
+    with pytest.raises(ValueError, match="higher_is_better"):
+        Registry("metric").register("m")
+    metrics = Registry("metric")
+    metrics.register("err", higher_is_better=False)(len)
+    assert metrics.get("err").higher_is_better is False
+    from benchmark.registry import METRICS
+
+    assert METRICS.get("fid").higher_is_better is False
+    assert METRICS.get("attack_acc@1").higher_is_better is True
+    for task in TASKS.entries():  # every metric a task scores is registered, with a direction
+        for name in task.obj.metrics:
+            assert isinstance(METRICS.get(name).higher_is_better, bool)
+    defenses = Registry("defense")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        defenses.register("d")(type("D", (), {"kind": "sometimes"}))
+    defenses.register("t")(type("T", (), {"kind": "train"}))
+    assert defenses.get("t").defense_kind == "train"
+    assert DEFENSES.get("negls").defense_kind == "train"  # inherited from label-smoothing
