@@ -88,15 +88,7 @@ class Defense:
         """Train an image target on ``data`` (a ``tasks.images.TrainingData``) and return what
         the record keeps of it; by default the task's minibatch loop on the private train split
         with this defense's :meth:`training_step` and :meth:`start_epoch`."""
-        data.fit(
-            model,
-            data.train_x,
-            data.train_y,
-            settings,
-            self.training_step,
-            data.description,
-            epoch_start=self.start_epoch,
-        )
+        data.fit_private(model, settings, self.training_step, epoch_start=self.start_epoch)
         return {}
 
     def perturb_edges(self, edges: Any, num_nodes: int, rng: Any) -> Any:

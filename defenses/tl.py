@@ -47,14 +47,7 @@ class TransferLearning(Defense):
         frozen = int(round(float(self.cfg["frozen_fraction"]) * len(backbone)))
         for parameter in backbone[:frozen]:
             parameter.requires_grad_(False)
-        data.fit(
-            model,
-            data.train_x,
-            data.train_y,
-            settings,
-            self.training_step,
-            "TL fine-tuning (private)",
-        )
+        data.fit_private(model, settings, self.training_step, "TL fine-tuning (private)")
         for parameter in backbone[:frozen]:
             parameter.requires_grad_(True)
         return {

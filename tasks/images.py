@@ -59,6 +59,20 @@ class TrainingData:
     fit: object  # fit(model, images, labels, settings, step_loss, desc, epoch_start=None)
     description: str  # the progress bar's name of the target's training
 
+    def fit_private(
+        self, model, settings: dict, step_loss, desc: str | None = None, epoch_start=None
+    ) -> None:
+        """The shared minibatch loop on the private train split."""
+        self.fit(
+            model,
+            self.train_x,
+            self.train_y,
+            settings,
+            step_loss,
+            desc or self.description,
+            epoch_start=epoch_start,
+        )
+
 
 class ImageTask(Task):
     """Shared logic of image tasks; subclasses implement ``load_images``."""
