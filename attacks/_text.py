@@ -1,7 +1,7 @@
 """What the text attacks share: the inversion objective between an observed (released)
-next-token distribution and the model's (KL itself, ``kl_divergence`` and ``kl_to_log_q``, is in
-tasks/text.py, which also measures utility with it), and the target's next-token log-probabilities for token ids or for
-relaxed (soft) tokens, with <|endoftext|> as the BOS the target was trained with."""
+next-token distribution and the model's (KL itself is ``metrics/kl_divergence.py``, which the
+text tasks' utility uses too), and the target's next-token log-probabilities for token ids or
+for relaxed (soft) tokens, with <|endoftext|> as the BOS the target was trained with."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.methods import Attack
-from tasks.text import EOS, kl_to_log_q, prompt_of
+from metrics.kl_divergence import kl_to_log_q
+from tasks.text import EOS, prompt_of
 
 
 def public_texts(victims) -> list[str]:

@@ -28,8 +28,8 @@ from attacks._text import PublicBigram, bos_id, public_prompts, same_length_pool
 from benchmark.methods import Attack
 from benchmark.progress import progress_bar
 from benchmark.registry import register_attack
+from metrics.kl_divergence import kl_divergence
 from metrics.text_overlap import LM_INVERSION
-from tasks.text import kl_divergence
 
 
 @register_attack(

@@ -40,6 +40,7 @@ from benchmark.examples import prompt_pairs
 from benchmark.methods import Defense, Task
 from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_task
+from metrics.kl_divergence import kl_divergence
 from metrics.text_overlap import (
     LM_INVERSION,
     exact_match,
@@ -79,17 +80,6 @@ class AfterSecret:
 class PublicRecords:
     records: list[str]
     tokenizer: Tokenizer
-
-
-def kl_to_log_q(p: torch.Tensor, log_q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """KL(p || q) per row from log q (differentiable in log q)."""
-    p = p.clamp_min(0)
-    return (p * (torch.log(p + eps) - log_q)).sum(-1)
-
-
-def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """KL(p || q) per row; zero entries of a top-k or label release are floored at eps."""
-    return kl_to_log_q(p, torch.log(q.clamp_min(0) + eps), eps)
 
 
 def gpt2_tokenizer(folder) -> Tokenizer:
