@@ -218,20 +218,30 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     path = record_path(
         paths["results"], str(cfg.suite.name), *(entry.name for entry in entries), seed
     )
-    existing = cached_record(cfg, path, config_hash(config))
+    cell_hash = config_hash(config)
+    existing = cached_record(cfg, path, cell_hash)
     if existing is not None:
         print(f"[cached] {label}: {path} (rerun=true runs it again)", flush=True)
         show_record(cfg, existing)
         return existing
     task = build_task(cfg)
-    record = new_record(cfg, entries, task, config, device, cpu_because)
+    amp = resolve_amp(cfg.get("amp", "auto"), device)
+    # where it runs: not part of the config hash (a result does not go stale when the same cell
+    # moves to another machine), but a reader comparing numbers should see it
+    compute = {
+        "device": str(device),
+        "amp": amp,
+        "requested": str(cfg.get("device", "auto")),
+        "cpu_because": cpu_because,
+    }
+    record = new_record(cfg, entries, task, config, cell_hash, compute)
     cell = Cell(
         cfg,
         entries,
         seed,
         config["budget"],
         device,
-        resolve_amp(cfg.get("amp", "auto"), device),
+        amp,
         record,
         ArtifactCache(paths["cache"]),
         bool(cfg.get("progress", True)),
@@ -284,8 +294,8 @@ def new_record(
     entries: tuple,
     task,
     config: dict,
-    device: torch.device,
-    cpu_because: str | None,
+    cell_hash: str,
+    compute: dict,
 ) -> dict:
     """The record before the cell runs: what it is, its provenance, where it runs."""
     task_entry, attack_entry, defense_entry = entries
@@ -308,7 +318,7 @@ def new_record(
             for kind, entry in zip(("task", "attack", "defense"), entries)
         },
         "versions": config["versions"],
-        "config_hash": config_hash(config),
+        "config_hash": cell_hash,
         "config": config,
         "paper": {
             "attack": plain(cfg.attack).get(PAPER_KEY),
@@ -321,14 +331,7 @@ def new_record(
         "utility": {},
         "provenance": {},
         "error": None,
-        # where it ran: not part of the config hash (a result does not go stale when the same
-        # cell moves to another machine), but a reader comparing numbers should see it
-        "compute": {
-            "device": str(device),
-            "amp": resolve_amp(cfg.get("amp", "auto"), device),
-            "requested": str(cfg.get("device", "auto")),
-            "cpu_because": cpu_because,
-        },
+        "compute": compute,
     }
 
 
