@@ -2,8 +2,11 @@
 
 The runner (``benchmark/runner.py``) drives one cell through them::
 
-    task.train_target(model, defense)   cached per (task, defense if train-time, seed)
+    task.use_defense(defense)           once per cell, before the target is built or loaded
+    task.train_target(model)            under task.defense; cached per (task, train-time
+                                        defense, seed)
     task.train_evaluator(model)         cached per (task, seed); never shown to attacks
+    attack.build_prior(task.attacker_view())        shapes only, never the private splits
     attack.train_prior(prior, task.public_data())   cached per (task, attack, seed)
     victims = task.victims(budget, release)         what the attacker is asked to invert
     recon = attack.run(access, victims, prior, budget)
@@ -19,6 +22,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
+
+from benchmark.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -110,20 +115,28 @@ class Defense:
 
 
 class Attack:
-    """Base attack. ``build_prior`` / ``train_prior`` are optional (attacks with no prior)."""
+    """Base attack. ``build_prior`` / ``train_prior`` are optional (attacks with no prior).
 
-    progress = True  # the runner sets it from the config: show a progress bar in ``run``
+    Constructed with its YAML (the suite's prior budgets written in) and the cell's
+    :class:`~benchmark.context.RunContext`: ``self.device`` (where its priors and ``run``
+    create tensors), ``self.amp`` (bfloat16 autocast of the latent search) and
+    ``self.progress`` (show progress bars) come from it.
+    """
+
     # True when the attack's priors and ``run`` create their tensors on ``self.device`` (the
     # runner then hands it modules, data and a random generator there; benchmark/devices.py).
     runs_on_gpu = False
-    device = torch.device("cpu")  # the cell's device, set by the runner
-    amp = False  # run the latent search under bfloat16 autocast (the runner sets it)
+    required = ("run",)  # what a registered attack must override (benchmark/registry.py)
 
-    def __init__(self, cfg: Any = None):
+    def __init__(self, cfg: Any = None, context: RunContext | None = None):
         self.cfg = plain(cfg)
+        context = context or RunContext()
+        self.device, self.amp, self.progress = context.device, context.amp, context.progress
 
-    def build_prior(self, task: "Task") -> torch.nn.Module | None:
-        """An untrained prior for this task (e.g. a GAN), or None when the attack uses none."""
+    def build_prior(self, task: "TaskView") -> torch.nn.Module | None:
+        """An untrained prior (e.g. a GAN) for a task of this shape, or None when the attack
+        uses none. ``task`` is what an attacker may know of the task (:class:`TaskView`), never
+        the task object and its private splits."""
         return None
 
     def train_prior(self, prior: torch.nn.Module, public: Any, progress: bool) -> dict:
@@ -131,7 +144,7 @@ class Attack:
         return {}
 
     def build_target_prior(
-        self, task: "Task", target: torch.nn.Module
+        self, task: "TaskView", target: torch.nn.Module
     ) -> dict[str, torch.nn.Module]:
         """White-box attacks only: untrained artifacts derived from public data AND the target
         (KEDMI's GAN, PLG-MI's conditional GAN, LOMMA's students), keyed by the YAML block that
@@ -168,6 +181,16 @@ class Attack:
         return {}
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """What an attack knows of the task when it builds its priors: the modality and the shapes
+    of what it reconstructs. No data (priors train on ``Task.public_data()``), no target."""
+
+    modality: str
+    image_shape: tuple[int, int, int] | None = None  # image tasks: [C, H, W]
+    num_classes: int | None = None  # the private identities (classes) a target tells apart
+
+
 class Task:
     """Base task. Subclasses set ``modality``, ``primary_metric`` and the methods below."""
 
@@ -180,6 +203,17 @@ class Task:
     metrics: tuple[str, ...] = ()
     # Names of the utility figures ``utility`` returns, mapped to higher_is_better.
     utility_metrics: dict[str, bool] = {"test_accuracy": True}
+    # What a registered task must override (benchmark/registry.py checks at registration).
+    required = (
+        "build_target",
+        "train_target",
+        "probs_fn",
+        "public_data",
+        "victims",
+        "check_reconstruction",
+        "score",
+        "utility",
+    )
 
     def __init__(self, cfg: Any, data_root: Path, cache_dir: Path, seed: int, offline: bool):
         self.cfg = plain(cfg)
@@ -187,6 +221,10 @@ class Task:
         self.cache_dir = Path(cache_dir)
         self.seed = seed
         self.offline = offline
+
+    def attacker_view(self) -> TaskView:
+        """What ``Attack.build_prior`` / ``build_target_prior`` are told of this task."""
+        return TaskView(self.modality)
 
     def artifact_key(self) -> dict:
         """What, beyond the task's YAML, changes its trained models (e.g. whether pretrained
@@ -199,16 +237,21 @@ class Task:
         whose sha256 differs from the published one); empty when the data is usable."""
         return []
 
+    defense: Defense = Defense()  # the cell's defense, from use_defense; the undefended one
+
     def use_defense(self, defense: Defense) -> None:
-        """Called once per cell before the target is built or loaded: a task whose released
-        model depends on the defense beyond training (e.g. a graph perturbed for edge-level DP)
-        reads it here."""
+        """The one way a task is told the cell's defense, once, before the target is built or
+        loaded: ``train_target`` trains under ``self.defense``, and a task whose released model
+        depends on the defense beyond training (a graph perturbed for edge-level DP) reads it
+        here too."""
+        self.defense = defense
 
     # Models ------------------------------------------------------------------------------
     def build_target(self) -> torch.nn.Module:
         raise TypeError(f"{type(self).__name__} must implement build_target()")
 
-    def train_target(self, model: torch.nn.Module, defense: Defense, progress: bool) -> dict:
+    def train_target(self, model: torch.nn.Module, progress: bool) -> dict:
+        """Train the target under ``self.defense``; return what the record keeps of it."""
         raise TypeError(f"{type(self).__name__} must implement train_target()")
 
     def build_evaluator(self) -> torch.nn.Module | None:

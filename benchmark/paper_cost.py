@@ -32,9 +32,11 @@ import torch
 
 from benchmark.access import WhiteBoxAccess
 from benchmark.config import compose_config
+from benchmark.context import RunContext
 from benchmark.cost import PeakMemory
 from benchmark.devices import device_generator, resolve_amp, resolve_device
 from benchmark.errors import InvbenchError
+from benchmark.methods import TaskView
 from benchmark.perf import publish
 from benchmark.registry import ATTACKS, load_all
 from tasks.face_models import build_image_model
@@ -63,10 +65,9 @@ def cell_cost(
     budget = dict(cfg.suite.budgets.celeba)
     size, classes = int(cfg.task.image_size), int(cfg.task.private_identities)
     shape = (3, size, size)
-    attack = ATTACKS.get(name).obj(cfg.attack)
-    attack.progress, attack.device, attack.amp = False, device, amp
+    attack = ATTACKS.get(name).obj(cfg.attack, RunContext(device=device, amp=amp, progress=False))
     torch.manual_seed(0)
-    task = SimpleNamespace(image_shape=shape, num_classes=classes)
+    task = TaskView("image", shape, classes)
     target = (
         build_image_model(str(cfg.task.target.model), classes, shape, dict(cfg.task.target))
         .to(device)

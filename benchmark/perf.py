@@ -27,13 +27,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 from benchmark.access import WhiteBoxAccess
 from benchmark.cache import ArtifactCache
 from benchmark.config import compose_config
+from benchmark.context import RunContext
+from benchmark.methods import TaskView
 from benchmark.registry import ATTACKS, load_all
 from benchmark.results import iter_records
 from tasks.face_models import build_image_model
@@ -122,10 +123,9 @@ def gmi_vectorisation(
     not depend on the weights."""
     load_all()
     cfg = compose_config(["attack=gmi", "progress=false"])
-    attack = ATTACKS.get("gmi").obj(cfg.attack)
-    attack.progress = False
+    attack = ATTACKS.get("gmi").obj(cfg.attack, RunContext(progress=False))
     torch.manual_seed(0)
-    prior = attack.build_prior(SimpleNamespace(image_shape=image_shape)).eval()
+    prior = attack.build_prior(TaskView("image", image_shape, identities)).eval()
     target = build_image_model(
         str(cfg.task.target.model), identities, image_shape, dict(cfg.task.target)
     )

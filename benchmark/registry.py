@@ -18,6 +18,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from benchmark.methods import Attack, Defense, Task
+
 MODALITIES = ("image", "graph", "text", "embedding")
 # The modalities whose models release probability vectors (classes, node labels, next tokens):
 # what the output defenses written for probabilities (noise, rounding, top-k, label) apply to.
@@ -71,9 +73,33 @@ class UnknownNameError(KeyError):
 
 
 class Registry:
-    def __init__(self, kind: str):
+    """Named components of one kind. ``base``: the class a registered component must subclass
+    (its ``required`` methods overridden); a metric must be callable."""
+
+    def __init__(self, kind: str, base: type | None = None):
         self.kind = kind
+        self.base = base
         self._entries: dict[str, Entry] = {}
+
+    def check_contract(self, name: str, obj: Any) -> None:
+        """Fail at registration, naming the fix, when ``obj`` cannot be what this kind is."""
+        if self.base is None:
+            if not callable(obj):
+                raise TypeError(f"{self.kind} '{name}' must be callable, got {obj!r}")
+            return
+        base = f"{self.base.__module__}.{self.base.__qualname__}"
+        if not (isinstance(obj, type) and issubclass(obj, self.base)):
+            raise TypeError(f"{self.kind} '{name}' must be a class deriving from {base}")
+        missing = [
+            method
+            for method in getattr(self.base, "required", ())
+            if getattr(obj, method) is getattr(self.base, method)
+        ]
+        if missing:
+            raise TypeError(
+                f"{self.kind} '{name}' ({obj.__qualname__}) must implement "
+                f"{', '.join(missing)} (see {base})"
+            )
 
     def register(
         self,
@@ -97,6 +123,7 @@ class Registry:
             raise ValueError(f"{self.kind} '{name}': access must be one of {ACCESS_LEVELS}")
 
         def decorator(obj: Any) -> Any:
+            self.check_contract(name, obj)
             if name in self._entries and self._entries[name].obj is not obj:
                 raise ValueError(f"duplicate {self.kind} name '{name}'")
             # a defense declares its kind once, as the class attribute ``kind``
@@ -138,10 +165,10 @@ class Registry:
         return name in self._entries
 
 
-TASKS = Registry("task")
-ATTACKS = Registry("attack")
-DEFENSES = Registry("defense")
-METRICS = Registry("metric")
+TASKS = Registry("task", base=Task)
+ATTACKS = Registry("attack", base=Attack)
+DEFENSES = Registry("defense", base=Defense)
+METRICS = Registry("metric")  # a metric is a function: its base is "callable"
 
 register_task = TASKS.register
 register_attack = ATTACKS.register

@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from benchmark import __version__
 from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released
 from benchmark.cache import ArtifactCache, config_hash
+from benchmark.context import Budget, RunContext
 from benchmark.cost import PeakMemory
 from benchmark.devices import (
     device_generator,
@@ -155,7 +156,7 @@ class Cell:
     cfg: DictConfig
     entries: tuple  # (task, attack, defense) registry entries
     seed: int
-    budget: dict
+    budget: Budget
     device: torch.device
     amp: bool
     record: dict
@@ -239,7 +240,7 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
         cfg,
         entries,
         seed,
-        config["budget"],
+        Budget.from_suite(entries[0].name, config["budget"]),
         device,
         amp,
         record,
@@ -387,8 +388,8 @@ def prepare_methods(cell: Cell, task) -> tuple:
     defense = defense_entry.obj(cell.cfg.defense)
     defense.modality = task.modality
     task.use_defense(defense)
-    attack = attack_entry.obj(attack_settings(cell.cfg.attack, cell.budget))
-    attack.progress, attack.device, attack.amp = cell.progress, cell.device, cell.amp
+    context = RunContext(device=cell.device, amp=cell.amp, progress=cell.progress)
+    attack = attack_entry.obj(attack_settings(cell.cfg.attack, cell.budget), context)
     task_key = {
         "task": plain(cell.cfg.task),
         "version": task_entry.version,
@@ -409,7 +410,7 @@ def train_target(cell: Cell, task, defense, task_key: dict) -> tuple[torch.nn.Mo
     artifact = Artifact(
         "target",
         target_key,
-        lambda model: task.train_target(model, defense, cell.progress),
+        lambda model: task.train_target(model, cell.progress),
         ("target",),
     )
     untrained = cell.seeded("target", lambda: defense.adapt_target(task.build_target()))
@@ -444,7 +445,7 @@ def prior_key(attack, task_key: dict, block: str, module: torch.nn.Module) -> di
 
 def train_prior(cell: Cell, task, attack, task_key: dict) -> torch.nn.Module | None:
     """The attack's prior trained on the task's PUBLIC data (a GAN), when it has one."""
-    untrained = cell.seeded("prior", lambda: attack.build_prior(task))
+    untrained = cell.seeded("prior", lambda: attack.build_prior(task.attacker_view()))
     if untrained is None:
         return None
     artifact = Artifact(
@@ -462,7 +463,9 @@ def train_target_priors(cell: Cell, task, attack, target, target_key: dict, task
     kedmi and lomma-kedmi share one KEDMI GAN and the lomma-* attacks one set of students."""
     if cell.entries[1].access != "whitebox":
         return {}
-    built = cell.seeded("target_prior", lambda: attack.build_target_prior(task, target))
+    built = cell.seeded(
+        "target_prior", lambda: attack.build_target_prior(task.attacker_view(), target)
+    )
     teacher = task.probs_fn(target)
     artifacts = {}
     for block, module in built.items():

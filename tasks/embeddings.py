@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from benchmark.examples import prompt_pairs
-from benchmark.methods import Defense, Task
+from benchmark.methods import Task
 from benchmark.registry import Citation, register_task
 from tasks.text import (
     cached_sha256,
@@ -186,7 +186,7 @@ class MiniLMEmbeddings(Task):
     def build_target(self) -> nn.Module:
         return SentenceEncoder(self.model_dir(), int(self.cfg["max_tokens"]))
 
-    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+    def train_target(self, model: nn.Module, progress: bool) -> dict:
         """Nothing is trained: the released model is the pretrained encoder."""
         model.eval()
         return {

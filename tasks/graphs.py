@@ -107,7 +107,6 @@ class GraphTask(Task):
     modality = "graph"
     primary_metric = "auc"
     metrics = ("auc", "ap", "auc_all_pairs")
-    _defense: Defense = Defense()  # until use_defense: the graph as it is
 
     def load_graph(self) -> Graph:
         raise TypeError(f"{type(self).__name__} must implement load_graph()")
@@ -121,17 +120,17 @@ class GraphTask(Task):
     def use_defense(self, defense: Defense) -> None:
         """Edge-level DP defenses (edge-rand, lap-graph) replace the graph the target is trained
         AND run on: the owner releases a model over the perturbed graph (as in LinkTeller)."""
-        if defense is not self._defense:
-            self._defense = defense
+        if defense is not self.defense:
             self.__dict__.pop("_model_edges", None)
             self.__dict__.pop("_dense_graph", None)
+        super().use_defense(defense)
 
     def model_edges(self) -> np.ndarray:
         """The undirected edges the target is trained and queried on."""
         if not hasattr(self, "_model_edges"):
             graph = self.graph()
             rng = np.random.default_rng(derive_seed(self.seed, "defense", "edges"))
-            self._model_edges = self._defense.perturb_edges(graph.edges, graph.num_nodes, rng)
+            self._model_edges = self.defense.perturb_edges(graph.edges, graph.num_nodes, rng)
         return self._model_edges
 
     def model_edge_index(self) -> torch.Tensor:
@@ -188,12 +187,11 @@ class GraphTask(Task):
         graph = self.graph()
         return build_gnn(self.cfg["target"], graph.x.shape[1], int(graph.y.max()) + 1)
 
-    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+    def train_target(self, model: nn.Module, progress: bool) -> dict:
         """Full-batch Adam, keeping the epoch with the best validation accuracy; under DP-SGD
         with the defense's gradients (DP-SGD's clipped, noised per-node ones,
         ``defenses/dp_sgd.py``)."""
-        self.use_defense(defense)  # the runner has told it already; a direct caller may not
-        graph = self.graph()
+        graph, defense = self.graph(), self.defense
         edge_index = self.model_graph(model)
         private = defense.graph_gradients(model, graph, edge_index)
         meta = fit_gnn(
@@ -568,8 +566,8 @@ class PubMed(PlanetoidTask):
 
     dataset_name = "PubMed"
 
-    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
-        meta = super().train_target(model, defense, progress)
+    def train_target(self, model: nn.Module, progress: bool) -> dict:
+        meta = super().train_target(model, progress)
         meta["raw_sha256"] = {path.name: file_sha256(path) for path in self.raw_files()}
         return meta
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from benchmark.devices import module_device
 from benchmark.errors import ReconstructionError
 from benchmark.examples import EXAMPLE_IDENTITIES, image_pairs
-from benchmark.methods import Defense, Task
+from benchmark.methods import Defense, Task, TaskView
 from benchmark.registry import Citation, register_task
 from metrics.attack_accuracy import attack_accuracy
 from metrics.fid import fid
@@ -91,6 +91,9 @@ class ImageTask(Task):
     def load_images(self) -> tuple[torch.Tensor, np.ndarray]:
         """All images [N, C, H, W] in [0, 1] and their class (identity) labels."""
         raise TypeError(f"{type(self).__name__} must implement load_images()")
+
+    def attacker_view(self) -> TaskView:
+        return TaskView(self.modality, self.image_shape, self.num_classes)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -201,8 +204,8 @@ class ImageTask(Task):
         meta["test_accuracy"] = accuracy(predictions.cpu(), split["test_y"])
         return meta
 
-    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
-        return self._fit(model, "target", defense, progress)
+    def train_target(self, model: nn.Module, progress: bool) -> dict:
+        return self._fit(model, "target", self.defense, progress)
 
     def train_evaluator(self, model: nn.Module, progress: bool) -> dict:
         return self._fit(model, "evaluator", Defense(), progress)

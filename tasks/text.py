@@ -37,7 +37,7 @@ from benchmark.cache import atomic_write_text
 from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError, ReconstructionError
 from benchmark.examples import prompt_pairs
-from benchmark.methods import Defense, Task
+from benchmark.methods import Task
 from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_task
 from metrics.kl_divergence import kl_divergence
@@ -316,7 +316,7 @@ class Records(Task):
                 mask[row, : len(sequence)] = 1
             yield ids, mask, ids.masked_fill(mask == 0, -100)
 
-    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+    def train_target(self, model: nn.Module, progress: bool) -> dict:
         settings = self.cfg["target"]
         records = self.splits()["train"]
         epochs, batch_size = int(settings["epochs"]), int(settings["batch_size"])
@@ -608,7 +608,7 @@ class GPT2Prompts(Records):
 
         return GPT2LMHeadModel.from_pretrained(str(self.model_dir())).eval()
 
-    def train_target(self, model: nn.Module, defense: Defense, progress: bool) -> dict:
+    def train_target(self, model: nn.Module, progress: bool) -> dict:
         """Nothing is trained: the released model is the pretrained one."""
         model.eval()
         return {

@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 from torch.overrides import TorchFunctionMode
 
 from benchmark.access import WhiteBoxAccess
+from benchmark.context import RunContext
 from benchmark.devices import exclusive_gpu, resolve_amp, resolve_device
 from benchmark.errors import InvbenchError
 from benchmark.registry import ATTACKS, DEFENSES, TASKS, load_all
@@ -220,19 +221,22 @@ def test_target_training_keeps_everything_on_the_models_device(digits_task, defe
 @pytest.mark.parametrize("name", gpu_ready(ATTACKS))
 def test_gpu_attacks_train_and_search_on_the_device_without_host_reads(digits_task, name):
     assert "image" in ATTACKS.get(name).modalities, "only the image tasks have a GPU path"
-    attack = ATTACKS.get(name).obj(compose(*SMOKE, f"attack={name}").attack)
-    attack.progress, attack.device = False, META
+    attack = ATTACKS.get(name).obj(
+        compose(*SMOKE, f"attack={name}").attack, RunContext(device=META, progress=False)
+    )
     target = digits_task.build_target().to(META).eval()
     public = SimpleNamespace(images=digits_task.public_data().images)  # stays on the host
 
     artifacts, summaries = {}, []
     for steps in (2, 3):  # the trainers read values back once, after the loop, whatever steps
         with ReadsCounted() as counted:
-            prior = attack.build_prior(digits_task)
+            prior = attack.build_prior(digits_task.attacker_view())
             if prior is not None:
                 attack.cfg["prior"]["steps"] = steps
                 attack.train_prior(prior.to(META), public, progress=False)
-            for block, module in attack.build_target_prior(digits_task, target).items():
+            for block, module in attack.build_target_prior(
+                digits_task.attacker_view(), target
+            ).items():
                 attack.cfg[block]["steps"] = steps
                 attack.train_target_prior(
                     module.to(META), public, target, digits_task.probs_fn(target), progress=False

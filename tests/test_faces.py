@@ -101,7 +101,8 @@ def test_dp_sgd_replaces_batch_norm_and_reports_epsilon(workdir):
     )
     model = defense.adapt_target(task.build_target())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    meta = task.train_target(model, defense, progress=False)
+    task.use_defense(defense)
+    meta = task.train_target(model, progress=False)
     assert meta["privacy"]["steps"] == 4 and 0 < meta["privacy"]["epsilon"] < 10
 
 

@@ -2,9 +2,11 @@
 
 import pytest
 
+from benchmark.methods import Attack, Defense, Task
 from benchmark.registry import (
     ATTACKS,
     DEFENSES,
+    METRICS,
     TASKS,
     Registry,
     UnknownNameError,
@@ -15,11 +17,29 @@ from benchmark.registry import (
 load_all()
 
 
+class _Runs(Attack):
+    def run(self, access, victims, prior, budget, generator):
+        return None
+
+
 def test_duplicate_name_is_an_error():
-    registry = Registry("attack")
-    registry.register("x")(type("A", (), {}))
+    registry = Registry("attack", base=Attack)
+    registry.register("x")(_Runs)
     with pytest.raises(ValueError, match="duplicate attack name 'x'"):
-        registry.register("x")(type("B", (), {}))
+        registry.register("x")(type("B", (_Runs,), {}))
+
+
+def test_a_registered_method_derives_from_its_base_and_implements_it():
+    with pytest.raises(TypeError, match="must be a class deriving from benchmark.methods.Attack"):
+        ATTACKS.register("test-plain")(type("Plain", (), {"run": lambda self: None}))
+    with pytest.raises(TypeError, match=r"'test-runless' \(Runless\) must implement run"):
+        ATTACKS.register("test-runless")(type("Runless", (Attack,), {}))
+    with pytest.raises(TypeError, match="must implement .*victims, check_reconstruction"):
+        TASKS.register("test-half")(type("Half", (Task,), {"build_target": lambda self: None}))
+    with pytest.raises(TypeError, match="metric 'test-number' must be callable"):
+        METRICS.register("test-number", higher_is_better=True)(0.5)
+    assert not {"test-plain", "test-runless"} & set(ATTACKS.names())
+    assert "test-half" not in TASKS
 
 
 def test_unknown_name_lists_known_names_and_closest_match():
@@ -74,16 +94,14 @@ def test_a_metric_carries_its_direction_and_a_defense_its_kind():
     metrics = Registry("metric")
     metrics.register("err", higher_is_better=False)(len)
     assert metrics.get("err").higher_is_better is False
-    from benchmark.registry import METRICS
-
     assert METRICS.get("fid").higher_is_better is False
     assert METRICS.get("attack_acc@1").higher_is_better is True
     for task in TASKS.entries():  # every metric a task scores is registered, with a direction
         for name in task.obj.metrics:
             assert isinstance(METRICS.get(name).higher_is_better, bool)
-    defenses = Registry("defense")
+    defenses = Registry("defense", base=Defense)
     with pytest.raises(ValueError, match="kind must be one of"):
-        defenses.register("d")(type("D", (), {"kind": "sometimes"}))
-    defenses.register("t")(type("T", (), {"kind": "train"}))
+        defenses.register("d")(type("D", (Defense,), {"kind": "sometimes"}))
+    defenses.register("t")(type("T", (Defense,), {"kind": "train"}))
     assert defenses.get("t").defense_kind == "train"
     assert DEFENSES.get("negls").defense_kind == "train"  # inherited from label-smoothing
