@@ -89,6 +89,29 @@ def search_latents(
         parameter.requires_grad_(False)
 
 
+def search_in_budget(
+    attack,
+    parameters: list[torch.Tensor],
+    loss_fn: Callable[[], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    budget,
+    after_step: Callable[[], None] | None = None,
+) -> None:
+    """:func:`search_latents` for ``attack`` in the cell: the suite's ``budget.steps`` (alike
+    for every white-box attack of the task), the attack's name on the progress bar, the cell's
+    progress and autocast settings."""
+    search_latents(
+        parameters,
+        loss_fn,
+        steps=int(budget["steps"]),
+        optimizer=optimizer,
+        desc=str(attack.cfg.get("name", type(attack).__name__.lower())),
+        progress=attack.progress,
+        amp=attack.amp,
+        after_step=after_step,
+    )
+
+
 def freeze(module: torch.nn.Module) -> torch.nn.Module:
     module.eval()
     for parameter in module.parameters():

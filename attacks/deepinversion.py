@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks._image_objectives import search_latents
+from attacks._image_objectives import search_in_budget
 from benchmark.devices import module_device
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -115,16 +115,7 @@ class DeepInversion(Attack):
             return per_sample + cfg["r_feature"] * statistics.take()
 
         try:
-            search_latents(
-                [x],
-                loss,
-                steps=int(budget["steps"]),
-                optimizer=optimizer,
-                desc="deepinversion",
-                progress=self.progress,
-                amp=self.amp,
-                after_step=lambda: x.clamp_(0, 1),
-            )
+            search_in_budget(self, [x], loss, optimizer, budget, after_step=lambda: x.clamp_(0, 1))
         finally:
             statistics.close()
         return x.detach().view(len(victims.classes), victims.per_class, *victims.image_shape)

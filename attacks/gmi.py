@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks._image_objectives import freeze, search_latents
+from attacks._image_objectives import freeze, search_in_budget
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -40,6 +40,21 @@ class IdentityLoss:
         self, access, images: torch.Tensor, labels: torch.Tensor, target_prior
     ) -> torch.Tensor:
         return F.cross_entropy(access.model(images), labels, reduction="none")
+
+
+class OwnTargetGAN:
+    """Mixin of the attacks whose GAN is trained with the target (KEDMI, PLG-MI): their
+    ``target_prior_class`` built at the task's shapes from the YAML's ``target_prior`` block."""
+
+    cfg: dict
+    target_prior_class: type
+
+    def build_target_prior(self, task, target) -> dict:
+        settings = self.cfg["target_prior"]
+        gan = self.target_prior_class(
+            task.image_shape, task.num_classes, int(settings["z_dim"]), int(settings["width"])
+        )
+        return {"target_prior": gan}
 
     @staticmethod
     def own_prior(target_prior: dict):
@@ -76,15 +91,8 @@ class GMI(IdentityLoss, UsesGANPrior, Attack):
             images = generator_net(z)
             return -critic(images) + lam * self.identity_loss(access, images, labels, target_prior)
 
-        search_latents(
-            [z],
-            loss,
-            steps=int(budget["steps"]),
-            optimizer=optimizer,
-            desc=self.cfg["name"],
-            progress=self.progress,
-            amp=self.amp,
-            after_step=lambda: z.clamp_(-clip, clip),
+        search_in_budget(
+            self, [z], loss, optimizer, budget, after_step=lambda: z.clamp_(-clip, clip)
         )
         with torch.no_grad():
             return generator_net(z).view(

@@ -25,9 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks._image_objectives import freeze, search_latents
+from attacks._image_objectives import freeze, search_in_budget
 from attacks.gan_prior import Generator, downsampling_layers
-from attacks.gmi import IdentityLoss
+from attacks.gmi import IdentityLoss, OwnTargetGAN
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
 from benchmark.progress import progress_bar
@@ -128,16 +128,9 @@ def train_kedmi_gan(
         "https://arxiv.org/abs/2010.04092",
     ),
 )
-class KEDMI(IdentityLoss, Attack):
+class KEDMI(OwnTargetGAN, IdentityLoss, Attack):
     runs_on_gpu = True
-
-    def build_target_prior(self, task, target) -> dict:
-        settings = self.cfg["target_prior"]
-        return {
-            "target_prior": KEDMIPrior(
-                task.image_shape, task.num_classes, int(settings["z_dim"]), int(settings["width"])
-            )
-        }
+    target_prior_class = KEDMIPrior
 
     def train_target_prior(
         self, model: KEDMIPrior, public, target, teacher, progress: bool
@@ -173,15 +166,7 @@ class KEDMI(IdentityLoss, Attack):
             prior_loss = F.softplus(-realness(discriminator(images)))
             return prior_loss + lam * self.identity_loss(access, images, labels, target_prior)
 
-        search_latents(
-            [mu, log_sigma],
-            loss,
-            steps=int(budget["steps"]),
-            optimizer=optimizer,
-            desc=self.cfg["name"],
-            progress=self.progress,
-            amp=self.amp,
-        )
+        search_in_budget(self, [mu, log_sigma], loss, optimizer, budget)
         with torch.no_grad():
             eps = torch.randn(identities, per, gan.z_dim, generator=generator, device=device)
             images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))

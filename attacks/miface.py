@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks._image_objectives import search_latents
+from attacks._image_objectives import search_in_budget
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
 
@@ -44,14 +44,5 @@ class MIFace(Attack):
         def loss() -> torch.Tensor:
             return 1 - F.softmax(access.model(x), dim=1).gather(1, labels[:, None]).squeeze(1)
 
-        search_latents(
-            [x],
-            loss,
-            steps=int(budget["steps"]),
-            optimizer=optimizer,
-            desc="miface",
-            progress=self.progress,
-            amp=self.amp,
-            after_step=lambda: x.clamp_(0, 1),
-        )
+        search_in_budget(self, [x], loss, optimizer, budget, after_step=lambda: x.clamp_(0, 1))
         return x.detach().view(len(victims.classes), victims.per_class, *victims.image_shape)

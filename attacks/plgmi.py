@@ -20,9 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks._image_objectives import freeze, max_margin_loss, random_augment, search_latents
+from attacks._image_objectives import freeze, max_margin_loss, random_augment, search_in_budget
 from attacks.gan_prior import Generator, downsampling_layers
-from attacks.gmi import IdentityLoss
+from attacks.gmi import IdentityLoss, OwnTargetGAN
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
 from benchmark.progress import progress_bar
@@ -87,19 +87,12 @@ def top_n_pseudo_labels(probs: torch.Tensor, n: int) -> tuple[torch.Tensor, torc
         "https://arxiv.org/abs/2302.09814",
     ),
 )
-class PLGMI(IdentityLoss, Attack):
+class PLGMI(OwnTargetGAN, IdentityLoss, Attack):
     runs_on_gpu = True
+    target_prior_class = PLGMIPrior
 
     def identity_loss(self, access, images, labels, target_prior):
         return max_margin_loss(access.model(images), labels)
-
-    def build_target_prior(self, task, target) -> dict:
-        settings = self.cfg["target_prior"]
-        return {
-            "target_prior": PLGMIPrior(
-                task.image_shape, task.num_classes, int(settings["z_dim"]), int(settings["width"])
-            )
-        }
 
     def train_target_prior(
         self, model: PLGMIPrior, public, target, teacher, progress: bool
@@ -171,15 +164,7 @@ class PLGMI(IdentityLoss, Attack):
                 for _ in range(int(self.cfg["augmentations"]))
             )
 
-        search_latents(
-            [z],
-            loss,
-            steps=int(budget["steps"]),
-            optimizer=optimizer,
-            desc=self.cfg["name"],
-            progress=self.progress,
-            amp=self.amp,
-        )
+        search_in_budget(self, [z], loss, optimizer, budget)
         with torch.no_grad():
             return generator_net(z, labels).view(
                 len(victims.classes), victims.per_class, *victims.image_shape

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attacks._image_objectives import freeze, poincare_loss, random_augment, search_latents
+from attacks._image_objectives import freeze, poincare_loss, random_augment, search_in_budget
 from attacks.gan_prior import GANPrior, UsesGANPrior
 from benchmark.methods import Attack
 from benchmark.registry import Citation, register_attack
@@ -54,15 +54,8 @@ class PPA(UsesGANPrior, Attack):
             images = random_augment(generator_net(z), generator=generator)
             return poincare_loss(access.model(images), labels)
 
-        search_latents(
-            [z],
-            loss,
-            steps=int(budget["steps"]),
-            optimizer=optimizer,
-            desc="ppa",
-            progress=self.progress,
-            amp=self.amp,
-            after_step=lambda: z.clamp_(-clip, clip),
+        search_in_budget(
+            self, [z], loss, optimizer, budget, after_step=lambda: z.clamp_(-clip, clip)
         )
         with torch.no_grad():
             candidates = generator_net(z)

@@ -11,20 +11,15 @@ owner's choice and applies to every attack that reads scores.
 import torch
 
 from benchmark.methods import Defense
-from benchmark.registry import PROBABILITY_RELEASES, Citation, register_defense
+from benchmark.registry import PROBABILITY_RELEASES, register_defense
+from defenses.label_only_release import SHOKRI_2017
 
 
 @register_defense(
     "topk-release",
     modalities=PROBABILITY_RELEASES,
     version="1.0",
-    citation=Citation(
-        "Membership Inference Attacks Against Machine Learning Models",
-        "Shokri et al.",
-        "IEEE S&P",
-        2017,
-        "https://arxiv.org/abs/1610.05820",
-    ),
+    citation=SHOKRI_2017,
 )
 class TopKRelease(Defense):
     kind = "output"
