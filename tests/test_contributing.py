@@ -147,8 +147,20 @@ def _copy_of_the_repository(tmp_path):
 
 
 @pytest.mark.slow
+def _sources(root) -> dict[str, bytes]:
+    """Every source and config file under ``root`` (what a pull request could touch)."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.suffix in (".py", ".yaml", ".toml", ".md", ".html", ".j2")
+        and "results" not in path.parts
+    }
+
+
 def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp_path):
     copy = _copy_of_the_repository(tmp_path)
+    before = _sources(copy)
     venv = PROJECT / ".venv"
     env = dict(
         os.environ,
@@ -237,6 +249,14 @@ def test_a_new_attack_with_one_line_passes_check_and_reaches_the_leaderboard(tmp
     assert 'id="attack-noise-floor"' in html and "https://example.org/noise-floor" in html
     assert "Uniform noise as reconstructions" in html
     assert "pip install" not in bench.stdout
+
+    # the whole contribution: one new module and one new YAML, no other file touched
+    after = _sources(copy)
+    assert set(after) - set(before) == {
+        "attacks/noise_floor.py",
+        "benchmark/conf/attack/noise-floor.yaml",
+    }
+    assert [name for name in before if after.get(name) != before[name]] == []
 
 
 def test_changed_files_map_to_the_methods_they_define():

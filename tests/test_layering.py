@@ -122,3 +122,16 @@ def test_core_functions_are_short():
                 if lines > CORE_FUNCTION_LINES:
                     long.append(f"{name}.{node.name}: {lines} lines")
     assert not long, "split these into named steps:\n" + "\n".join(long)
+
+
+def test_the_top_level_packages_belong_to_invbench_alone():
+    """The six packages install top-level (README, "Why top-level packages"); this is what
+    keeps that honest: no other installed distribution provides a package of the same name
+    (which would shadow it, or be shadowed), and each imports from this repository."""
+    import importlib
+    import importlib.metadata
+
+    owners = importlib.metadata.packages_distributions()
+    for package in PACKAGES:
+        assert set(owners.get(package, ["invbench"])) == {"invbench"}, (package, owners[package])
+        assert Path(importlib.import_module(package).__file__).parent == ROOT / package
