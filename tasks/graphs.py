@@ -243,7 +243,7 @@ class GraphTask(Task):
         candidates = np.setdiff1d(np.arange(graph.num_nodes), self.shadow_nodes())
         count = budget.get("nodes", "all")
         if count != "all" and int(count) < len(candidates):
-            rng = np.random.default_rng(self.seed)
+            rng = np.random.default_rng(derive_seed(self.seed, "victims"))
             candidates = np.sort(rng.choice(candidates, int(count), replace=False))
         nodes = torch.from_numpy(candidates)
         return GraphVictims(
@@ -279,7 +279,7 @@ class GraphTask(Task):
     def evaluation_pairs(self, victims: GraphVictims) -> tuple[np.ndarray, np.ndarray]:
         """(true edges, sampled non-edges) among the attacked nodes, in local indices."""
         edges = self.true_edges(victims.nodes)
-        rng = np.random.default_rng([self.seed, 7])
+        rng = np.random.default_rng(derive_seed(self.seed, "evaluation", "non_edges"))
         return edges, sample_non_edges(len(victims.nodes), edges, len(edges), rng)
 
     def score(self, recon, victims: GraphVictims, evaluator) -> dict:
@@ -378,7 +378,7 @@ class SBMCitation(GraphTask):
 
     def load_graph(self) -> Graph:
         cfg = self.cfg
-        rng = np.random.default_rng([self.seed, 2708])
+        rng = np.random.default_rng(derive_seed(self.seed, "graph"))
         sizes = np.array(cfg["class_sizes"])
         labels = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
         theta = 1.0 + rng.pareto(float(cfg["degree_tail"]), len(labels))

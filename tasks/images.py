@@ -23,6 +23,7 @@ from benchmark.errors import ReconstructionError
 from benchmark.examples import EXAMPLE_IDENTITIES, image_pairs
 from benchmark.methods import Defense, Task, TaskView
 from benchmark.registry import Citation, register_task
+from benchmark.seeding import derive_seed
 from metrics.attack_accuracy import attack_accuracy
 from metrics.fid import fid
 from metrics.knn_distance import knn_feature_distance
@@ -108,7 +109,7 @@ class ImageTask(Task):
             images, labels = self.load_images()
             private = list(self.cfg["private_classes"])
             public = set(self.cfg["public_classes"])
-            rng = np.random.default_rng(self.seed)
+            rng = np.random.default_rng(derive_seed(self.seed, "split"))
             train_idx, test_idx, train_y, test_y = [], [], [], []
             for new_label, cls in enumerate(private):
                 members = rng.permutation(np.flatnonzero(labels == cls))
@@ -214,7 +215,7 @@ class ImageTask(Task):
         return lambda images: F.softmax(target(images), dim=-1)
 
     def victims(self, budget: dict, release) -> ImageVictims:
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(derive_seed(self.seed, "victims"))
         count = min(int(budget["identities"]), self.num_classes)
         classes = np.sort(rng.permutation(self.num_classes)[:count])
         return ImageVictims(

@@ -40,6 +40,7 @@ from benchmark.examples import prompt_pairs
 from benchmark.methods import Task
 from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_task
+from benchmark.seeding import derive_seed
 from metrics.kl_divergence import kl_divergence
 from metrics.text_overlap import (
     LM_INVERSION,
@@ -592,7 +593,8 @@ class GPT2Prompts(Records):
                     f"{sum(sizes.values())} ({sizes})"
                 )
             order = torch.randperm(
-                len(usable), generator=torch.Generator().manual_seed(self.seed)
+                len(usable),
+                generator=torch.Generator().manual_seed(derive_seed(self.seed, "split")),
             ).tolist()
             self._splits = consecutive_splits([usable[i] for i in order], sizes)
         return self._splits

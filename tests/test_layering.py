@@ -135,3 +135,20 @@ def test_the_top_level_packages_belong_to_invbench_alone():
     for package in PACKAGES:
         assert set(owners.get(package, ["invbench"])) == {"invbench"}, (package, owners[package])
         assert Path(importlib.import_module(package).__file__).parent == ROOT / package
+
+
+def test_every_seed_of_a_plugin_comes_from_derive_seed():
+    """A task's random streams are named stages of the cell's seed (``derive_seed(seed,
+    "split")``), never the bare seed or an ad-hoc ``[seed, 7]``, so no two streams collide and
+    a reader finds each by name."""
+    import re
+
+    bare = re.compile(r"(default_rng|manual_seed|RandomState)\(\s*(\[|self\.seed\b|seed\b)")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for package in PLUGINS
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert offenders == []
