@@ -148,13 +148,18 @@ def _copy_of_the_repository(tmp_path):
 
 @pytest.mark.slow
 def _sources(root) -> dict[str, bytes]:
-    """Every source and config file under ``root`` (what a pull request could touch)."""
+    """Every source and config file under ``root`` (what a pull request could touch).
+
+    Run outputs the repository ignores (results, Hydra's sweep logs under ``.invbench/``) are
+    not part of a pull request.
+    """
+    ignored = {"results", ".invbench", "__pycache__", ".pytest_cache"}
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in root.rglob("*")
         if path.is_file()
         and path.suffix in (".py", ".yaml", ".toml", ".md", ".html", ".j2")
-        and "results" not in path.parts
+        and not ignored.intersection(path.parts)
     }
 
 
