@@ -12,11 +12,21 @@ and the generator by feature matching on D's penultimate features f (Eq. 4):
 L_G = || E_x f(x) - E_z f(G(z)) ||_1.
 
 Distributional recovery (Sec. 3.2, Eq. 5): per identity a Gaussian N(mu, sigma^2) over latents,
-learned by reparameterisation z = mu + sigma * eps:
+learned by reparameterisation z = mu + exp(log_var / 2) * eps, initialised as the reference
+does (mu = 0, log_var = 1):
 
     min_{mu, sigma}  E_eps [ L_prior(G(z)) + lambda * CE(T(G(z)), y) ],  L_prior = -log D_real
 
-and the reconstructions are samples of the learned distribution.
+and the reconstructions are samples of the learned distribution. The samples are not clamped:
+the reference's ``dist_inversion`` clamps z to [-1, 1] after each step, but the next step draws
+a new z from (mu, log_var), so the clamped z only reaches its progress print, never the loss or
+the final samples (unlike GMI's ``inversion``, whose clamped z is the next step's iterate).
+Adam is invariant to the loss's scale, so the summed per-sample loss of the search
+(``search_in_budget``) takes the same steps as the reference's batch mean at its lr 0.02.
+
+GAN training follows the reference (``k+1_gan.py``): the unsupervised term is weighted 0.5 and
+sees a second unlabelled batch, the generator is updated every ``n_critic`` discriminator steps
+and also minimises 1e-4 times the entropy of D's class prediction on its fakes.
 """
 
 from __future__ import annotations
@@ -52,7 +62,7 @@ class ClassDiscriminator(nn.Module):
 
 
 class KEDMIPrior(nn.Module):
-    version = "2"  # 2: soft labels from the target in eval mode
+    version = "3"  # 2: soft labels from the target in eval mode; 3: the reference's training
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int, width: int):
         super().__init__()
@@ -67,6 +77,29 @@ def realness(logits: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=1)
 
 
+def class_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H = -sum_i sum_k p_k(x_i) log p_k(x_i), summed over the batch (the reference's HLoss)."""
+    return -(F.softmax(logits, dim=1) * F.log_softmax(logits, dim=1)).sum()
+
+
+def discriminator_loss(
+    discriminator: ClassDiscriminator,
+    labelled: torch.Tensor,
+    soft_labels: torch.Tensor,
+    unlabelled: torch.Tensor,
+    fake: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. 1-3 as the reference trains them: L_sup on a labelled batch (the target's soft
+    labels), L_unsup on a second, unlabelled public batch and the fakes, weighted 0.5.
+    Returns (L_sup, L_unsup)."""
+    supervised = -(soft_labels * F.log_softmax(discriminator(labelled), dim=1)).sum(1).mean()
+    unsupervised = 0.5 * (
+        F.softplus(-realness(discriminator(unlabelled))).mean()
+        + F.softplus(realness(discriminator(fake))).mean()
+    )
+    return supervised, unsupervised
+
+
 def train_kedmi_gan(
     prior: KEDMIPrior,
     images: torch.Tensor,
@@ -75,8 +108,14 @@ def train_kedmi_gan(
     steps: int,
     batch_size: int,
     lr: float,
+    n_critic: int,
+    entropy_weight: float,
     progress: bool,
 ) -> dict:
+    """``steps`` generator updates, each after ``n_critic`` discriminator updates (the
+    reference's ``step % n_critic == 0``). The generator's loss is Eq. 4's feature matching
+    against a fresh unlabelled batch plus ``entropy_weight`` times the class entropy of D on
+    the fakes (the reference's 1e-4 * HLoss): fakes that D assigns to one identity."""
     device = module_device(prior)
     images, soft_labels = to_device(images, device), to_device(soft_labels, device)
     generator, discriminator = prior.generator, prior.discriminator
@@ -84,26 +123,30 @@ def train_kedmi_gan(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
     generator.train()
     discriminator.train()
+
+    def batch() -> torch.Tensor:
+        return torch.randint(len(images), (batch_size,), device=device)
+
     with progress_bar(steps, "KEDMI GAN (public data, target soft labels)", progress) as bar:
         for _ in range(steps):
-            index = torch.randint(len(images), (batch_size,), device=device)
-            real, target_probs = images[index], soft_labels[index]
-            with torch.no_grad():
-                fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
-            real_logits, fake_logits = discriminator(real), discriminator(fake)
-            supervised = -(target_probs * F.log_softmax(real_logits, dim=1)).sum(1).mean()
-            unsupervised = (
-                F.softplus(-realness(real_logits)).mean() + F.softplus(realness(fake_logits)).mean()
-            )
-            opt_d.zero_grad(set_to_none=True)
-            (supervised + unsupervised).backward()
-            opt_d.step()
+            for _ in range(n_critic):
+                labelled = batch()
+                with torch.no_grad():
+                    fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
+                supervised, unsupervised = discriminator_loss(
+                    discriminator, images[labelled], soft_labels[labelled], images[batch()], fake
+                )
+                opt_d.zero_grad(set_to_none=True)
+                (supervised + unsupervised).backward()
+                opt_d.step()
             fake = generator(torch.randn(batch_size, prior.z_dim, device=device))
+            fake_features = discriminator.features(fake)
             with torch.no_grad():  # the real side of Eq. 4 is a constant for the generator
-                real_features = discriminator.features(real).mean(0)
-            matching = (real_features - discriminator.features(fake).mean(0)).abs().mean()
+                real_features = discriminator.features(images[batch()]).mean(0)
+            matching = (real_features - fake_features.mean(0)).abs().mean()
+            entropy = class_entropy(discriminator.classify(fake_features))
             opt_g.zero_grad(set_to_none=True)
-            matching.backward()
+            (matching + entropy_weight * entropy).backward()
             opt_g.step()
             bar.update()
     prior.eval()
@@ -111,6 +154,7 @@ def train_kedmi_gan(
         "supervised_loss": supervised.item(),
         "unsupervised_loss": unsupervised.item(),
         "feature_matching_loss": matching.item(),
+        "fake_class_entropy": entropy.item(),
         "public_images": len(images),
     }
 
@@ -119,7 +163,7 @@ def train_kedmi_gan(
     "kedmi",
     modalities=("image",),
     access="whitebox",
-    version="1.1",
+    version="1.2",
     citation=Citation(
         "Knowledge-Enriched Distributional Model Inversion Attacks",
         "Chen et al.",
@@ -144,6 +188,8 @@ class KEDMI(OwnTargetGAN, IdentityLoss, Attack):
             steps=int(settings["steps"]),
             batch_size=int(settings["batch_size"]),
             lr=float(settings["lr"]),
+            n_critic=int(settings["n_critic"]),
+            entropy_weight=float(settings["entropy_weight"]),
             progress=progress,
         )
 
@@ -154,20 +200,24 @@ class KEDMI(OwnTargetGAN, IdentityLoss, Attack):
         generator_net, discriminator = freeze(gan.generator), freeze(gan.discriminator)
         identities, per = len(victims.classes), victims.per_class
         device = self.device
+        # the reference's initialisation: mu = 0, log-variance = 1 (sigma = e^0.5)
         mu = torch.zeros(identities, 1, gan.z_dim, device=device).requires_grad_(True)
-        log_sigma = torch.zeros(identities, 1, gan.z_dim, device=device).requires_grad_(True)
+        log_var = torch.ones(identities, 1, gan.z_dim, device=device).requires_grad_(True)
         labels = victims.classes.to(device).repeat_interleave(per)
-        optimizer = torch.optim.Adam([mu, log_sigma], lr=float(self.cfg["lr"]))
+        optimizer = torch.optim.Adam([mu, log_var], lr=float(self.cfg["lr"]))
         lam = float(self.cfg["lambda_id"])
 
-        def loss() -> torch.Tensor:
+        def draw() -> torch.Tensor:
             eps = torch.randn(identities, per, gan.z_dim, generator=generator, device=device)
-            images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))
+            z = mu + (0.5 * log_var).exp() * eps
+            return generator_net(z.flatten(0, 1))
+
+        def loss() -> torch.Tensor:
+            images = draw()
             prior_loss = F.softplus(-realness(discriminator(images)))
             return prior_loss + lam * self.identity_loss(access, images, labels, target_prior)
 
-        search_in_budget(self, [mu, log_sigma], loss, optimizer, budget)
+        search_in_budget(self, [mu, log_var], loss, optimizer, budget)
         with torch.no_grad():
-            eps = torch.randn(identities, per, gan.z_dim, generator=generator, device=device)
-            images = generator_net((mu + log_sigma.exp() * eps).flatten(0, 1))
+            images = draw()
         return images.view(identities, per, *victims.image_shape)
