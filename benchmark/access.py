@@ -10,15 +10,30 @@
 
 The defense's ``transform_output`` runs on every released output, then the access level's
 reduction (top-k or argmax).
+
+Sealing. An :class:`Oracle` holds no reference to its release: the release (a closure over the
+target) and the counters live in this module's ``_SEALED`` table, keyed weakly by the oracle, so
+no attribute or closure of the object an attack receives leads to the model, and ``queries``
+and ``budget`` cannot be reset from outside. While a black-box attack runs, the runner arms
+:func:`sealed_target`: the target's forward raises :class:`AccessViolation` unless an oracle is
+releasing (the tripwire for an attack that found the model anyway, through frames or module
+globals). ``invbench check`` also scans an attack's source for those introspection paths
+(:func:`benchmark.check.introspection_problems`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextvars
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 
-from benchmark.errors import QueryBudgetExceeded
+from benchmark.errors import AccessViolation, QueryBudgetExceeded
+
+_RELEASING = contextvars.ContextVar("invbench_releasing", default=False)
 
 
 def reduce_to_access(probs: torch.Tensor, access: str, topk: int) -> torch.Tensor:
@@ -50,35 +65,91 @@ def released(
     return release
 
 
-class Oracle:
-    """Black-box access: query in, released output out, counted against a budget."""
+@dataclass
+class _Release:
+    """What an oracle must not expose: the release and its counters."""
 
-    __slots__ = ("_release", "access", "topk", "budget", "queries")
+    release: Callable[[Any], Any]
+    budget: int | None
+    queries: int = 0
+
+
+_SEALED: "weakref.WeakKeyDictionary[Oracle, _Release]" = weakref.WeakKeyDictionary()
+
+
+class Oracle:
+    """Black-box access: query in, released output out, counted against a budget. Its only
+    state is the access level and k; the release and the counters are sealed (module doc)."""
+
+    __slots__ = ("_access", "_topk", "__weakref__")
 
     def __init__(
         self, release: Callable[[Any], torch.Tensor], access: str, budget: int | None, topk: int = 5
     ):
-        self._release = release
-        self.access = access
-        self.topk = topk
-        self.budget = budget
-        self.queries = 0
+        self._access = access
+        self._topk = topk
+        _SEALED[self] = _Release(release, budget)
+
+    @property
+    def access(self) -> str:
+        return self._access
+
+    @property
+    def topk(self) -> int:
+        return self._topk
+
+    @property
+    def budget(self) -> int | None:
+        return _SEALED[self].budget
+
+    @property
+    def queries(self) -> int:
+        return _SEALED[self].queries
 
     def __call__(self, queries: Any) -> torch.Tensor:
-        count = len(queries)
-        if self.budget is not None and self.queries + count > self.budget:
+        sealed, count = _SEALED[self], len(queries)
+        if sealed.budget is not None and sealed.queries + count > sealed.budget:
             raise QueryBudgetExceeded(
-                f"the attack asked for {self.queries + count} released outputs but the suite's "
-                f"query budget is {self.budget}; spend fewer queries (see the suite's budgets)"
+                f"the attack asked for {sealed.queries + count} released outputs but the "
+                f"suite's query budget is {sealed.budget}; spend fewer queries (see the suite's "
+                "budgets)"
             )
-        self.queries += count
-        out = self._release(queries)
+        sealed.queries += count
+        token = _RELEASING.set(True)
+        try:
+            out = sealed.release(queries)
+        finally:
+            _RELEASING.reset(token)
         if isinstance(out, torch.Tensor):
-            return reduce_to_access(out, self.access, self.topk).clone()
+            return reduce_to_access(out, self._access, self._topk).clone()
         return list(out)  # generated text, already what the access level releases
 
     def remaining(self) -> int | None:
-        return None if self.budget is None else self.budget - self.queries
+        sealed = _SEALED[self]
+        return None if sealed.budget is None else sealed.budget - sealed.queries
+
+
+@contextmanager
+def sealed_target(target: torch.nn.Module, access: str) -> Iterator[None]:
+    """While an attack of ``access`` other than white-box runs, the target's forward runs only
+    inside an :class:`Oracle`'s release; any other forward raises :class:`AccessViolation`."""
+    if access == "whitebox":
+        yield
+        return
+
+    def guard(module: torch.nn.Module, args: tuple) -> None:
+        if not _RELEASING.get():
+            raise AccessViolation(
+                f"the attack ran the target model's forward outside its oracle: access "
+                f"'{access}' sees only what the oracle releases (call access(queries)); declare "
+                "access 'whitebox' to use the model"
+            )
+
+    handle = target.register_forward_pre_hook(guard)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class NoAccess:
@@ -89,6 +160,26 @@ class NoAccess:
 
     def __call__(self, queries: Any) -> torch.Tensor:
         raise PermissionError("this attack declared access 'none' and may not query the model")
+
+
+class ForwardCounter:
+    """Counts the target's forwards while open: one per row of each batch, passed positionally
+    or by keyword (a language model's ``input_ids`` or ``inputs_embeds``)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.rows = 0
+        self._hook = model.register_forward_hook(self._count, with_kwargs=True)
+
+    def _count(self, module: torch.nn.Module, inputs: tuple, kwargs: dict, output: Any) -> None:
+        first = (
+            inputs[0]
+            if inputs
+            else next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
+        )
+        self.rows += int(first.shape[0]) if isinstance(first, torch.Tensor) else 1
+
+    def close(self) -> None:
+        self._hook.remove()
 
 
 class WhiteBoxAccess:
@@ -103,20 +194,19 @@ class WhiteBoxAccess:
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
-        self.queries = 0
         self._probs_fn = probs_fn
         self._representations_fn = representations_fn
-        self._hook = self.model.register_forward_hook(self._count, with_kwargs=True)
+        self._forwards = ForwardCounter(self.model)
 
-    def _count(self, module: torch.nn.Module, inputs: tuple, kwargs: dict, output: Any) -> None:
-        """One query per row of the batch, passed positionally or by keyword (a language
-        model's ``input_ids`` or ``inputs_embeds``)."""
-        first = (
-            inputs[0]
-            if inputs
-            else next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
-        )
-        self.queries += int(first.shape[0]) if isinstance(first, torch.Tensor) else 1
+    @property
+    def queries(self) -> int:
+        """The target's forwards so far (rows), the white-box attack's spend; an attack that
+        evaluates the model from its weights adds what that forward would count."""
+        return self._forwards.rows
+
+    @queries.setter
+    def queries(self, rows: int) -> None:
+        self._forwards.rows = rows
 
     def probabilities(self, queries: Any) -> torch.Tensor:
         """Differentiable class probabilities of the target (what `scores` would release)."""
@@ -130,4 +220,4 @@ class WhiteBoxAccess:
         return self._representations_fn(queries)
 
     def close(self) -> None:
-        self._hook.remove()
+        self._forwards.close()

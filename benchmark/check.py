@@ -1,16 +1,19 @@
 """``invbench check attack=NAME`` / ``defense=NAME``: what a submitted method must pass.
 
-1. Registry and schema: the name is registered, its YAML (``benchmark/conf/<kind>/NAME.yaml``)
+1. Registry and schema (and, for an attack, its source): the name is registered, its YAML (``benchmark/conf/<kind>/NAME.yaml``)
    exists and names it, the citation is complete (title, authors, venue, year, an http(s) link;
    only the undefended baseline ``none`` has none),
    the access level or defense kind and the modalities are valid, and a ``paper:`` block, if any,
-   maps metric names to numbers.
+   maps metric names to numbers. The attack's module is scanned for the introspection that
+   only reaches past an access level (``introspection_problems``): frames, closures, function
+   globals, the garbage collector's object graph, raw memory, the access module's internals.
 2. A smoke run on every compatible task of the ``mini`` suite whose data is present, at the
    ``smoke`` suite's budgets, twice with the same seed into two fresh results folders (the
    artifact cache is shared, so the second run reuses the trained target and priors). A cell
    passes when it runs, its output has the task's shape and no NaN (the runner's
    ``check_reconstruction``), it stays within its access level (a black-box attack touching the
-   model, a baseline querying it, or a query budget overrun fails), and both runs give
+   model, running its forward outside the oracle (``benchmark.access.sealed_target``), a
+   baseline querying it, or a query budget overrun fails), and both runs give
    bit-identical reconstructions (``record["reconstruction_sha256"]``) and metrics. An attack
    is run against no defense; a defense under a reference attack that applies to it
    (``REFERENCE_ATTACKS``).
@@ -21,6 +24,8 @@ when everything passes.
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import re
 import subprocess
@@ -32,7 +37,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from benchmark.config import CONF_DIR, compose_config
-from benchmark.errors import InvbenchError, QueryBudgetExceeded, ReconstructionError
+from benchmark.errors import (
+    AccessViolation,
+    InvbenchError,
+    QueryBudgetExceeded,
+    ReconstructionError,
+)
 from benchmark.provenance import PROJECT_ROOT
 from benchmark.registry import (
     ACCESS_LEVELS,
@@ -54,6 +64,32 @@ REFERENCE_ATTACKS = (
     "feature-similarity",
     "geia",
 )
+# What an attack reads only to reach past its access level: frames (the runner's locals hold
+# the target), closures and function globals (the oracle's sealed release), the garbage
+# collector's object graph, the target's hooks, raw memory, the access module's internals.
+FORBIDDEN_NAMES = {
+    "__closure__": "a function's closure cells",
+    "cell_contents": "a closure cell's value",
+    "__globals__": "a function's module globals",
+    "__code__": "a function's code object",
+    "f_locals": "a frame's locals",
+    "f_globals": "a frame's globals",
+    "f_back": "the calling frame",
+    "tb_frame": "a traceback's frame",
+    "gi_frame": "a generator's frame",
+    "_getframe": "the interpreter's frames",
+    "currentframe": "the interpreter's frames",
+    "getouterframes": "the interpreter's frames",
+    "getclosurevars": "a function's closure",
+    "get_referrers": "the garbage collector's object graph",
+    "get_referents": "the garbage collector's object graph",
+    "get_objects": "the garbage collector's object graph",
+    "_SEALED": "the oracles' sealed releases",
+    "_RELEASING": "the oracles' release flag",
+    "_forward_pre_hooks": "the target's hooks (the access tripwire)",
+    "_forward_hooks": "the target's hooks (the access counter)",
+}
+FORBIDDEN_IMPORTS = ("gc", "ctypes", "inspect", "benchmark.access", "benchmark.runner")
 CELL_CHECKS = ("runs", "output", "access", "deterministic")
 MARKS = {"pass": "pass", "not reached": "-"}
 
@@ -114,6 +150,49 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
     return problems
 
 
+def source_problems(source: str, filename: str) -> list[str]:
+    """The lines of ``source`` that read past an access level (``FORBIDDEN_NAMES`` as an
+    attribute, a name or a string, e.g. ``getattr(f, "__closure__")``; ``FORBIDDEN_IMPORTS``)."""
+    problems = []
+    for node in ast.walk(ast.parse(source, filename)):
+        name = (
+            node.attr
+            if isinstance(node, ast.Attribute)
+            else node.id
+            if isinstance(node, ast.Name)
+            else node.value
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            else None
+        )
+        if name in FORBIDDEN_NAMES:
+            problems.append(f"{filename}:{node.lineno} reads {name} ({FORBIDDEN_NAMES[name]})")
+        modules = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+        for module in modules:
+            if module.split(".")[0] in FORBIDDEN_IMPORTS or module in FORBIDDEN_IMPORTS:
+                problems.append(f"{filename}:{node.lineno} imports {module}")
+    return problems
+
+
+def introspection_problems(entry: Entry) -> list[str]:
+    """An attack's module scanned by ``source_problems``; each line says what to drop."""
+    path = Path(inspect.getsourcefile(entry.obj))
+    try:
+        shown = path.relative_to(PROJECT_ROOT)
+    except ValueError:
+        shown = path
+    return [
+        f"{problem}: an attack receives only what its access level releases (its access, "
+        "victims, prior and budget); remove the introspection"
+        for problem in source_problems(path.read_text(), str(shown))
+    ]
+
+
 def methods_for_paths(paths: list[str]) -> list[tuple[str, str]]:
     """(kind, name) of the registered methods whose module or YAML is among ``paths`` (paths
     relative to the repository root, as ``git diff --name-only`` prints them)."""
@@ -168,7 +247,7 @@ def _failure(error: str | None) -> tuple[str, str]:
     name = text.split(":", 1)[0]
     if name == ReconstructionError.__name__:
         return "output", text
-    if name in (QueryBudgetExceeded.__name__, "PermissionError") or (
+    if name in (QueryBudgetExceeded.__name__, AccessViolation.__name__, "PermissionError") or (
         name == "AttributeError" and "Oracle" in text
     ):
         return "access", text
@@ -241,10 +320,13 @@ def check_cell(
 
 def run_check(
     kind: str, name: str, tasks: list[str], base_overrides: list[str]
-) -> tuple[list[str], list[CellCheck]]:
-    """The schema problems and the smoke-run checks of one method."""
+) -> tuple[dict[str, list[str]], list[CellCheck]]:
+    """The static problems of one method (per check: registry and schema, and an attack's
+    source scan) and its smoke-run checks."""
     entry = (ATTACKS if kind == "attack" else DEFENSES).get(name)
-    problems = schema_problems(kind, entry)
+    problems = {"registry and schema": schema_problems(kind, entry)}
+    if kind == "attack":
+        problems["sealed access (source)"] = introspection_problems(entry)
     with tempfile.TemporaryDirectory(prefix=f"invbench-check-{name}-") as tmp:
         cells = [
             check_cell(task, attack, defense, base_overrides, Path(tmp))
@@ -253,19 +335,22 @@ def run_check(
     return problems, cells
 
 
-def passed(problems: list[str], cells: list[CellCheck]) -> bool:
-    """A method passes with a clean schema and at least one cell, every cell passing."""
-    return not problems and bool(cells) and all(c.passed for c in cells)
+def passed(problems: dict[str, list[str]], cells: list[CellCheck]) -> bool:
+    """A method passes with no static problem and at least one cell, every cell passing."""
+    return not any(problems.values()) and bool(cells) and all(c.passed for c in cells)
 
 
 def format_table(
-    kind: str, name: str, problems: list[str], cells: list[CellCheck], skipped: dict[str, str]
+    kind: str,
+    name: str,
+    problems: dict[str, list[str]],
+    cells: list[CellCheck],
+    skipped: dict[str, str],
 ) -> str:
-    lines = [
-        f"invbench check {kind}={name}",
-        f"  registry and schema: {'pass' if not problems else 'FAIL'}",
-    ]
-    lines += [f"    - {p}" for p in problems]
+    lines = [f"invbench check {kind}={name}"]
+    for check, found in problems.items():
+        lines.append(f"  {check}: {'pass' if not found else 'FAIL'}")
+        lines += [f"    - {p}" for p in found]
     header = (
         f"  {'task':<14} {'attack':<18} {'defense':<18} "
         + " ".join(f"{c:<13}" for c in CELL_CHECKS)

@@ -15,3 +15,7 @@ class ReconstructionError(InvbenchError):
 
 class QueryBudgetExceeded(InvbenchError):
     """An attack asked the released model for more outputs than the suite's query budget."""
+
+
+class AccessViolation(InvbenchError):
+    """An attack reached the target past what its access level releases."""

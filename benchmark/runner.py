@@ -24,7 +24,15 @@ import torch
 from omegaconf import DictConfig
 
 from benchmark import __version__
-from benchmark.access import NoAccess, Oracle, WhiteBoxAccess, reduce_to_access, released
+from benchmark.access import (
+    ForwardCounter,
+    NoAccess,
+    Oracle,
+    WhiteBoxAccess,
+    reduce_to_access,
+    released,
+    sealed_target,
+)
 from benchmark.cache import ArtifactCache, config_hash
 from benchmark.context import Budget, RunContext
 from benchmark.cost import PeakMemory
@@ -171,7 +179,8 @@ class Cell:
         }
     )
     access: Any = None
-    queries: int = 0
+    queries: int = 0  # the target's outputs or forwards the attack spent while it ran
+    training_forwards: int | None = 0  # the target's forwards while its GANs or students trained
 
     def seeded(self, stage: str, build: Callable[[], Any]) -> Any:
         seed_everything(derive_seed(self.seed, stage, "init"))
@@ -467,18 +476,34 @@ def train_target_priors(cell: Cell, task, attack, target, target_key: dict, task
         "target_prior", lambda: attack.build_target_prior(task.attacker_view(), target)
     )
     teacher = task.probs_fn(target)
+
+    def train(model: torch.nn.Module) -> dict:
+        counter = ForwardCounter(target)
+        try:
+            meta = attack.train_target_prior(
+                model, task.public_data(), target, teacher, cell.progress
+            )
+        finally:
+            counter.close()
+        return {**(meta or {}), "target_forwards": counter.rows}
+
     artifacts = {}
     for block, module in built.items():
         artifact = Artifact(
             "target_prior",
             {**prior_key(attack, task_key, block, module), "target": target_key},
-            lambda model: attack.train_target_prior(
-                model, task.public_data(), target, teacher, cell.progress
-            ),
+            train,
             ("target_prior", block),
             provenance=f"target_prior.{block}",
         )
         artifacts[block] = cell.cached(artifact, module)
+        counted = cell.record["provenance"][artifact.provenance].get("target_forwards")
+        # an artifact cached before forwards were counted: unknown, not zero
+        cell.training_forwards = (
+            None
+            if counted is None or cell.training_forwards is None
+            else cell.training_forwards + int(counted)
+        )
     return {"target_prior": artifacts} if artifacts else {}
 
 
@@ -526,7 +551,8 @@ def attack_target(cell: Cell, task, attack, defense, target, prior, extra: dict)
     if cell.device.type != "cpu":
         generator = device_generator(attack_seed, cell.device)
     started = time.perf_counter()
-    recon = attack.run(cell.access, victims, prior, cell.budget, generator, **extra)
+    with sealed_target(target, access_level):
+        recon = attack.run(cell.access, victims, prior, cell.budget, generator, **extra)
     if isinstance(recon, torch.Tensor):
         recon = recon.detach().cpu()  # waits for the device: the attack's time is real
     cell.timings["attack_seconds"] = time.perf_counter() - started
@@ -564,6 +590,10 @@ def cell_cost(cell: Cell, cost: PeakMemory) -> dict:
         "attack_seconds": round(cell.timings["attack_seconds"], 3),
         "peak_rss_mb": cost.peak_mb,
         "queries": cell.queries,
+        "training_forwards": cell.training_forwards,
+        "forwards": None
+        if cell.training_forwards is None
+        else cell.queries + cell.training_forwards,
         "cache_hits": cell.timings["cache_hits"],
         "cache_misses": cell.timings["cache_misses"],
     }

@@ -296,6 +296,17 @@ def test_every_image_attack_against_every_image_defense_runs(workdir, capsys):
     assert {(a, d) for a in attacks for d in defenses} <= set(records)
     assert ("gmi", "rounding") not in records  # white-box x output defense: n/a, not launched
     assert records[("ppa", "none")]["cost"]["queries"] == 3 * 3 * 2 * 4 + 10 * 3 * 2 * 4
+    # every target forward is counted, those made while the attack's own GANs and students
+    # trained included: KEDMI's GAN labels each public image once (its soft labels), LOMMA's
+    # students add theirs, GMI's public prior never sees the target
+    for (attack, defense), record in records.items():
+        cost = record["cost"]
+        assert cost["forwards"] == cost["queries"] + cost["training_forwards"], (attack, defense)
+    kedmi = records[("kedmi", "none")]
+    public = kedmi["provenance"]["target_prior.target_prior"]["public_images"]
+    assert kedmi["cost"]["training_forwards"] == public > 0
+    assert records[("lomma-kedmi", "none")]["cost"]["training_forwards"] > public
+    assert records[("gmi", "none")]["cost"]["training_forwards"] == 0
     trainings = [t["kind"] for t in ArtifactCache(workdir / "cache").trainings()]
     # per target (7 training-time defenses): KEDMI's GAN, PLG-MI's cGAN, LOMMA's students
     assert trainings.count("target") == 7 and trainings.count("target_prior") == 21
