@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import scipy.stats
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.cache import atomic_write_text
@@ -40,6 +41,9 @@ from leaderboard.rankings import attack_ranking, defense_ranking
 
 CELL_KEYS = ["suite", "task", "attack", "defense"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# a cell's cost: time, memory, the attack's queries, and every target forward it caused
+# (attack time plus the training of its own GANs and students)
+COST_COLUMNS = ("seconds", "peak_rss_mb", "queries", "forwards")
 PAGE_ONLY = ("rows", "chart", "examples", "provenance")  # section keys left out of the JSON
 
 
@@ -61,7 +65,7 @@ def flatten(record: dict) -> dict:
         row[name] = metric.get("value")
     for name, metric in (record.get("utility") or {}).items():
         row[f"utility_{name}"] = metric.get("value")
-    for name in ("seconds", "peak_rss_mb", "queries"):
+    for name in COST_COLUMNS:
         row[name] = (record.get("cost") or {}).get(name)
     row["git_sha"] = (record.get("git") or {}).get("sha")
     row["git_dirty"] = (record.get("git") or {}).get("dirty")
@@ -80,13 +84,24 @@ def metric_directions(records: list[dict]) -> dict[str, bool]:
     return directions
 
 
+def t_interval_halves(std: pd.DataFrame, counts: pd.Series) -> pd.DataFrame:
+    """Half-widths of the 95% t-interval of a mean over seeds: t_{0.975, n-1} * s / sqrt(n),
+    with s the sample standard deviation (ddof 1); NaN with one seed."""
+    n = counts.reindex(std.index).astype(float)
+    t = pd.Series(scipy.stats.t.ppf(0.975, (n - 1).clip(lower=1)), index=std.index)
+    halves = std.mul(t / n.pow(0.5), axis=0)
+    return halves.where(n > 1)
+
+
 def aggregate(frame: pd.DataFrame, value_columns: list[str]) -> pd.DataFrame:
-    """One row per cell: mean and std over ok seeds, seed counts, the first error text."""
+    """One row per cell: mean over ok seeds, their sample std (ddof 1) and the half-width of
+    the mean's 95% t-interval over seeds (``<column>_ci95``), seed counts, the first error."""
     ok = frame[frame.status == "ok"]
     grouped = ok.groupby(CELL_KEYS, sort=True)
     table = grouped[value_columns].mean()
-    std = grouped[value_columns].std(ddof=0).add_suffix("_std")
-    table = table.join(std).join(grouped.size().rename("n_seeds"))
+    std = grouped[value_columns].std(ddof=1)
+    halves = t_interval_halves(std, grouped.size()).add_suffix("_ci95")
+    table = table.join(std.add_suffix("_std")).join(halves).join(grouped.size().rename("n_seeds"))
     failed = frame[frame.status != "ok"].groupby(CELL_KEYS)
     failures = failed.size().rename("n_failed").to_frame().join(failed["error"].first())
     meta = frame.groupby(CELL_KEYS)[
@@ -203,6 +218,7 @@ def provenance_rows(records: list[dict]) -> list[dict]:
                 "seconds": cost.get("seconds"),
                 "peak_rss_mb": cost.get("peak_rss_mb"),
                 "queries": cost.get("queries"),
+                "forwards": cost.get("forwards"),
             }
         )
     return rows
@@ -225,6 +241,13 @@ def task_sections(
             else pd.DataFrame(index=attacks, columns=defenses, dtype=float)
         )
         values = values.reindex(index=attacks, columns=defenses).astype(float)
+        halves = (
+            group.pivot(index="attack", columns="defense", values=f"{primary}_ci95")
+            .reindex(index=attacks, columns=defenses)
+            .astype(float)
+            if f"{primary}_ci95" in group
+            else None
+        )
         finite = values.stack().dropna()
         low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
         access = group.groupby("attack").access.first()
@@ -257,7 +280,7 @@ def task_sections(
                             "value": value,
                             "kind": kinds[defense],
                             "share": share if higher else 1 - share,
-                            "std": _finite(cell.get(f"{primary}_std")),
+                            "ci95": _finite(cell.get(f"{primary}_ci95")),
                             "n": int(cell.n_seeds),
                             "failed": int(cell.n_failed),
                             "reason": str(cell.error) if cell.n_failed else "",
@@ -277,10 +300,10 @@ def task_sections(
             else pd.Series(dtype=float)
         )
         utility_of = {d: _finite(utility.get(d)) for d in defenses}
-        defense_rows = defense_ranking(values, higher, utility_of)
+        defense_rows = defense_ranking(values, higher, utility_of, halves)
         for row in defense_rows:
             row["kind"] = kinds[row["defense"]]
-        attack_rows = attack_ranking(values, higher)
+        attack_rows = attack_ranking(values, higher, halves)
         for row in attack_rows:
             row["access"] = access[row["attack"]]
         sections.append(
@@ -385,7 +408,7 @@ def build_report(results: Path, site: Path) -> Path:
     site.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame([flatten(r) for r in records])
     directions = metric_directions(records)
-    value_columns = sorted(directions) + ["seconds", "peak_rss_mb", "queries"]
+    value_columns = sorted(directions) + list(COST_COLUMNS)
     if frame.empty:
         cells = pd.DataFrame(columns=CELL_KEYS)
         sections, cards = [], []

@@ -46,22 +46,64 @@ def test_attack_ranks_are_means_of_per_defense_ranks_with_ties_sharing():
     assert [r["rank"] for r in attack_ranking(even, True)] == [1, 1]
 
 
-def test_defenses_rank_by_the_strongest_attack_against_them_and_ties_share():
+def test_defenses_rank_on_the_attacks_common_to_all_and_show_their_worst_case():
+    # gmi is white-box: n/a against the output defense "noise". Ranked on gmi, "none" (0.9)
+    # would lose to "noise", judged only by the weaker "base" (0.3). On the common attack
+    # (base): mid 0.1, none 0.2, noise 0.3, tl 0.5; the worst case over each defense's own
+    # attacks is shown beside it.
     matrix = pd.DataFrame(
         {"none": [0.9, 0.2], "tl": [0.4, 0.5], "mid": [0.5, 0.1], "noise": [math.nan, 0.3]},
         index=["gmi", "base"],
     )
     rows = defense_ranking(matrix, True, {"none": 0.99, "tl": 0.95, "mid": 0.9, "noise": 0.99})
     assert [
-        (r["defense"], r["rank"], r["worst_case"], r["strongest_attack"], r["attacks"])
-        for r in rows
+        (r["defense"], r["rank"], r["worst_case"], r["strongest_attack"], r["common"]) for r in rows
     ] == [
-        ("noise", 1, 0.3, "base", 1),
-        ("mid", 2, 0.5, "gmi", 2),
-        ("tl", 2, 0.5, "base", 2),
-        ("none", 4, 0.9, "gmi", 2),
+        ("mid", 1, 0.1, "base", 1),
+        ("none", 2, 0.2, "base", 1),
+        ("noise", 3, 0.3, "base", 1),
+        ("tl", 4, 0.5, "base", 1),
     ]
-    assert rows[0]["utility"] == 0.99
+    assert [(r["worst_case_any"], r["strongest_attack_any"], r["attacks"]) for r in rows] == [
+        (0.5, "gmi", 2),
+        (0.9, "gmi", 2),
+        (0.3, "base", 1),
+        (0.5, "base", 2),
+    ]
+    assert rows[0]["utility"] == 0.9
+    # with every attack common, exact ties share a rank (sports ranking)
+    full = matrix.drop(columns="noise")
+    assert [(r["defense"], r["rank"]) for r in defense_ranking(full, True, {})] == [
+        ("mid", 1),
+        ("tl", 1),
+        ("none", 3),
+    ]
+
+
+def test_entries_whose_95_percent_intervals_overlap_share_a_rank():
+    # one column, higher is stronger: a 0.8 +- 0.05 = [0.75, 0.85] and b 0.7 +- 0.1 =
+    # [0.6, 0.8] overlap (both 1); d 0.58 (one seed, no interval) lies below a's and b's
+    # intervals (3); c 0.5 +- 0.05 = [0.45, 0.55] lies below a, b and d (4).
+    matrix = pd.DataFrame({"none": [0.8, 0.7, 0.5, 0.58]}, index=["a", "b", "c", "d"])
+    halves = pd.DataFrame({"none": [0.05, 0.1, 0.05, math.nan]}, index=matrix.index)
+    rows = attack_ranking(matrix, True, halves)
+    assert {r["attack"]: r["rank"] for r in rows} == {"a": 1, "b": 1, "c": 4, "d": 3}
+    # without intervals (one seed) the exact values decide
+    assert {r["attack"]: r["rank"] for r in attack_ranking(matrix, True)} == {
+        "a": 1,
+        "b": 2,
+        "c": 4,
+        "d": 3,
+    }
+    # defenses: the worst case's interval decides ties the same way
+    defended = pd.DataFrame({"x": [0.3], "y": [0.35], "z": [0.6]}, index=["gmi"])
+    halves = pd.DataFrame({"x": [0.04], "y": [0.02], "z": [0.01]}, index=["gmi"])
+    rows = defense_ranking(defended, True, {}, halves)
+    assert [(r["defense"], r["rank"], r["interval"]) for r in rows] == [
+        ("x", 1, 0.04),
+        ("y", 1, 0.02),
+        ("z", 3, 0.01),
+    ]
 
 
 def test_roc_points_match_the_auc_and_are_thinned():
@@ -176,17 +218,21 @@ def test_report_aggregates_ranks_cards_and_provenance(tmp_path):
         ).write_text(json.dumps(r))
     html = build_report(tmp_path / "results", tmp_path / "site").read_text()
     assert EVIL not in html and html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
-    assert "0.7 &plusmn; 0.1" in html  # mean and std of seeds 0.6 and 0.8 (ddof 0)
+    # seeds 0.6 and 0.8: mean 0.7, s = 0.1414 (ddof 1), 95% t-interval half-width
+    # t_{0.975, 1} * s / sqrt(2) = 12.706 * 0.1 = 1.27
+    assert "0.7 &plusmn; 1.3" in html
     assert 'src="data:image/png;base64,' + example["png"] in html
     assert "CelebA, VGG16" in html and "0.28" in html  # the paper's number beside ours
     assert "0123456789 (dirty)" in html and "abcdef123456" in html and "Test CPU" in html
     payload = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
     section = payload["tasks"][0]
-    assert [(r["attack"], r["rank"]) for r in section["attack_ranking"]] == [("gmi", 1), (EVIL, 2)]
-    assert [(r["defense"], r["worst_case"]) for r in section["defense_ranking"]] == [
-        ("tl", 0.3),
-        ("none", 0.7),
-    ]
+    # gmi's [−0.57, 1.97] overlaps EVIL's 0.1 (one seed): they share rank 1 under "none"
+    assert [(r["attack"], r["rank"]) for r in section["attack_ranking"]] == [(EVIL, 1), ("gmi", 1)]
+    # EVIL failed under tl, so gmi is the only common attack; 0.3 lies inside none's interval
+    assert [
+        (r["defense"], r["rank"], r["worst_case"], r["common"]) for r in section["defense_ranking"]
+    ] == [("none", 1, 0.7, 1), ("tl", 1, 0.3, 1)]
+    assert abs(section["defense_ranking"][0]["interval"] - 12.7062 * 0.1) < 1e-3
     table = pd.read_csv(tmp_path / "site" / "leaderboard.csv")
     assert len(table) == 4 and table["n_failed"].sum() == 1
 
