@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,25 @@ SMOKE = [
     "++attack.prior.steps=3",
     "progress=false",
 ]
+
+
+@contextmanager
+def registered_image_attacks(attacks: dict):
+    """Test attacks registered for a ``with`` block, each with its YAML: ``attacks`` maps a
+    name to (class, access level, citation). Both are removed afterwards."""
+    from benchmark.registry import ATTACKS, register_attack
+
+    conf = PROJECT / "benchmark" / "conf" / "attack"
+    for name, (cls, access, citation) in attacks.items():
+        register_attack(name, modalities=("image",), access=access, citation=citation)(cls)
+        (conf / f"{name}.yaml").write_text(f"name: {name}\n")
+    try:
+        yield list(attacks)
+    finally:
+        for name in attacks:
+            ATTACKS._entries.pop(name, None)
+            (conf / f"{name}.yaml").unlink(missing_ok=True)
+
 
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (fresh clone)"

@@ -16,10 +16,9 @@ import torch
 
 from benchmark.cli import main
 from benchmark.methods import Attack
-from benchmark.registry import ATTACKS, Citation, register_attack
-from tests.conftest import PROJECT, SMOKE
+from benchmark.registry import Citation
+from tests.conftest import PROJECT, SMOKE, registered_image_attacks
 
-CONF = PROJECT / "benchmark" / "conf" / "attack"
 # The test's shrunken trainings (conftest.SMOKE); `invbench check` sets the suite itself.
 CHECK_OVERRIDES = [o for o in SMOKE if not o.startswith(("suite=", "progress="))]
 CITATION = Citation("A test method", "Tester et al.", "Tests", 2026, "https://example.org/t")
@@ -85,15 +84,8 @@ BAD = {
 
 @pytest.fixture
 def bad_attacks():
-    for name, (cls, access, citation) in BAD.items():
-        register_attack(name, modalities=("image",), access=access, citation=citation)(cls)
-        (CONF / f"{name}.yaml").write_text(f"name: {name}\n")
-    try:
-        yield list(BAD)
-    finally:
-        for name in BAD:
-            ATTACKS._entries.pop(name, None)
-            (CONF / f"{name}.yaml").unlink(missing_ok=True)
+    with registered_image_attacks(BAD) as names:
+        yield names
 
 
 def test_check_fails_each_kind_of_bad_method_naming_the_reason(workdir, capsys, bad_attacks):

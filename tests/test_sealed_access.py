@@ -10,11 +10,10 @@ from benchmark.access import Oracle, WhiteBoxAccess, released, sealed_target
 from benchmark.check import source_problems
 from benchmark.cli import main
 from benchmark.errors import AccessViolation
-from benchmark.registry import ATTACKS, Citation, load_all, register_attack
+from benchmark.registry import ATTACKS, Citation, load_all
 from tests import cheating_attacks
-from tests.conftest import PROJECT, SMOKE
+from tests.conftest import PROJECT, SMOKE, registered_image_attacks
 
-CONF = PROJECT / "benchmark" / "conf" / "attack"
 CHECK_OVERRIDES = [o for o in SMOKE if not o.startswith(("suite=", "progress="))]
 CITATION = Citation("A cheating method", "Tester et al.", "Tests", 2026, "https://example.org/c")
 CHEATS = {
@@ -105,15 +104,10 @@ def test_the_source_scan_names_each_path_and_passes_every_registered_attack():
 
 @pytest.fixture
 def cheating_attacks_registered():
-    for name, cls in CHEATS.items():
-        register_attack(name, modalities=("image",), access="scores", citation=CITATION)(cls)
-        (CONF / f"{name}.yaml").write_text(f"name: {name}\n")
-    try:
-        yield list(CHEATS)
-    finally:
-        for name in CHEATS:
-            ATTACKS._entries.pop(name, None)
-            (CONF / f"{name}.yaml").unlink(missing_ok=True)
+    with registered_image_attacks(
+        {name: (cls, "scores", CITATION) for name, cls in CHEATS.items()}
+    ) as names:
+        yield names
 
 
 def test_check_fails_each_cheating_attack_at_run_time_and_in_its_source(
