@@ -1,7 +1,19 @@
 """A GAN image prior trained on public data only, shared by the GAN-based attacks.
 
-DCGAN-style generator and critic sized for small images (16x16, 32x32 and 64x64), trained with the
-WGAN-GP objective (Gulrajani et al. NeurIPS 2017) as in GMI (Zhang et al. CVPR 2020, Sec. 3.2):
+Two architectures, chosen by the prior block's ``architecture`` (the suite's ``priors`` block
+sets it for every attack alike):
+
+- ``small`` (the mini suite): a DCGAN-style generator and critic sized for 16x16, 32x32 and 64x64
+  images, 4x4 stride-2 (transposed) convolutions, ``width`` channels at the image side;
+- ``reference`` (the paper suite): GMI's published generator and critic (Zhang et al. CVPR 2020,
+  their code's ``Generator`` and ``DGWGAN``; KEDMI reuses the generator): z (100-d) -> linear to
+  8 * dim channels at 4x4 (512 at the reference's dim 64) -> four 5x5 stride-2 transposed
+  convolutions to 64x64 RGB and a sigmoid; the critic mirrors it with instance norm. Their key
+  names are the published files' (``l1``, ``l2_5``, ``ls``), so GMI's ``celeba_G.tar`` and
+  ``celeba_D.tar`` load into them (``prior.checkpoint``, benchmark/checkpoints.py) and replace
+  the training.
+
+Both are trained with the WGAN-GP objective (Gulrajani et al. NeurIPS 2017) as in GMI (Sec. 3.2):
 
     L_D = E[D(G(z))] - E[D(x)] + lambda_gp * E[(||grad_xhat D(xhat)||_2 - 1)^2]
     L_G = -E[D(G(z))]
@@ -9,9 +21,12 @@ WGAN-GP objective (Gulrajani et al. NeurIPS 2017) as in GMI (Zhang et al. CVPR 2
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 
+from benchmark.checkpoints import CheckpointLayout, load_checkpoint, register_layout
 from benchmark.devices import module_device, to_device
 from benchmark.progress import progress_bar
 
@@ -73,15 +88,110 @@ class Critic(nn.Module):
         return self.body(images * 2 - 1).squeeze(1)
 
 
+class ReferenceGenerator(nn.Module):
+    """GMI's published generator (64x64 RGB): ``l1`` projects z to 8 * dim x 4 x 4, ``l2_5``
+    upsamples with 5x5 stride-2 transposed convolutions to 64x64 in [0, 1]."""
+
+    def __init__(self, z_dim: int = 100, dim: int = 64):
+        super().__init__()
+
+        def up(features: int, out: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.ConvTranspose2d(features, out, 5, 2, padding=2, output_padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            )
+
+        self.z_dim = z_dim
+        self.l1 = nn.Sequential(
+            nn.Linear(z_dim, dim * 8 * 4 * 4, bias=False),
+            nn.BatchNorm1d(dim * 8 * 4 * 4),
+            nn.ReLU(),
+        )
+        self.l2_5 = nn.Sequential(
+            up(dim * 8, dim * 4),
+            up(dim * 4, dim * 2),
+            up(dim * 2, dim),
+            nn.ConvTranspose2d(dim, 3, 5, 2, padding=2, output_padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.l2_5(self.l1(z).view(len(z), -1, 4, 4))
+
+
+def reference_down(features: int, out: int, kernel: int = 5, stride: int = 2, padding: int = 2):
+    """The reference discriminators' conv -> instance norm (affine) -> LeakyReLU(0.2) block."""
+    return nn.Sequential(
+        nn.Conv2d(features, out, kernel, stride, padding),
+        nn.InstanceNorm2d(out, affine=True),
+        nn.LeakyReLU(0.2),
+    )
+
+
+class ReferenceCritic(nn.Module):
+    """GMI's published WGAN-GP critic (``DGWGAN``) on 64x64 RGB images in [0, 1]."""
+
+    def __init__(self, dim: int = 64):
+        super().__init__()
+        self.ls = nn.Sequential(
+            nn.Conv2d(3, dim, 5, 2, 2),
+            nn.LeakyReLU(0.2),
+            reference_down(dim, dim * 2),
+            reference_down(dim * 2, dim * 4),
+            reference_down(dim * 4, dim * 8),
+            nn.Conv2d(dim * 8, 1, 4),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.ls(images).view(-1)
+
+
+ARCHITECTURES = ("small", "reference")
+
+
+def check_architecture(architecture: str, image_shape: tuple[int, int, int]) -> None:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown prior architecture {architecture!r}: use one of {ARCHITECTURES}")
+    if architecture == "reference" and tuple(image_shape) != (3, 64, 64):
+        raise ValueError(
+            f"the reference GAN architecture is GMI's 64x64 RGB one; this task's images are "
+            f"{tuple(image_shape)}: use architecture small (the mini suite's)"
+        )
+
+
 class GANPrior(nn.Module):
     version = "1"  # part of the cache key: bump when the architecture or training changes
 
-    def __init__(self, image_shape: tuple[int, int, int], z_dim: int, width: int):
+    def __init__(
+        self, image_shape: tuple[int, int, int], z_dim: int, width: int, architecture: str = "small"
+    ):
         super().__init__()
+        check_architecture(architecture, image_shape)
         channels, size, _ = image_shape
-        self.generator = Generator(z_dim, channels, size, width)
-        self.discriminator = Critic(channels, size, width)
+        if architecture == "reference":
+            self.generator = ReferenceGenerator(z_dim, width)
+            self.discriminator = ReferenceCritic(width)
+        else:
+            self.generator = Generator(z_dim, channels, size, width)
+            self.discriminator = Critic(channels, size, width)
         self.z_dim = z_dim
+
+
+def load_gan_checkpoints(prior: nn.Module, spec: dict) -> dict:
+    """A published GAN (``{generator: <checkpoint>, discriminator: <checkpoint>}``, paths
+    absolute: the runner resolves them against the data root) loaded instead of trained."""
+    if set(spec) != {"generator", "discriminator"}:
+        raise ValueError(
+            f"a prior checkpoint names both files, {{generator: ..., discriminator: ...}}; got "
+            f"{sorted(spec)}"
+        )
+    meta = {"trained": False}
+    for part in ("generator", "discriminator"):
+        loaded = load_checkpoint(getattr(prior, part), spec[part], Path("/"))
+        meta.update({f"{part}_{k}": v for k, v in loaded.items()})
+    prior.eval()
+    return meta
 
 
 class UsesGANPrior:
@@ -91,10 +201,17 @@ class UsesGANPrior:
 
     def build_prior(self, task) -> GANPrior:
         settings = self.cfg["prior"]
-        return GANPrior(task.image_shape, int(settings["z_dim"]), int(settings["width"]))
+        return GANPrior(
+            task.image_shape,
+            int(settings["z_dim"]),
+            int(settings["width"]),
+            str(settings.get("architecture", "small")),
+        )
 
     def train_prior(self, prior: GANPrior, public, progress: bool) -> dict:
         settings = self.cfg["prior"]
+        if settings.get("checkpoint"):
+            return load_gan_checkpoints(prior, settings["checkpoint"])
         return train_wgan_gp(
             prior,
             public.images,
@@ -161,3 +278,26 @@ def train_wgan_gp(
         "generator_loss": generator_loss.item(),
         "public_images": len(images),
     }
+
+
+GMI_SOURCE = "https://github.com/AI-secure/GMI-Attack (README: the CelebA GAN, celeba_G/D.tar)"
+register_layout(
+    CheckpointLayout(
+        "gmi-generator",
+        "GMI's CelebA generator (z 100, 64x64 RGB), the reference prior architecture",
+        "gmi/celeba_G.tar",
+        GMI_SOURCE,
+        lambda key: key,
+        example_key="module.l1.0.weight",
+    )
+)
+register_layout(
+    CheckpointLayout(
+        "gmi-discriminator",
+        "GMI's CelebA WGAN-GP critic (DGWGAN), the reference prior architecture",
+        "gmi/celeba_D.tar",
+        GMI_SOURCE,
+        lambda key: key,
+        example_key="module.ls.0.weight",
+    )
+)

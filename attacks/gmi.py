@@ -51,8 +51,16 @@ class OwnTargetGAN:
 
     def build_target_prior(self, task, target) -> dict:
         settings = self.cfg["target_prior"]
+        # a prior class with two architectures declares the choice in its YAML block
+        choice = (
+            {"architecture": str(settings["architecture"])} if "architecture" in settings else {}
+        )
         gan = self.target_prior_class(
-            task.image_shape, task.num_classes, int(settings["z_dim"]), int(settings["width"])
+            task.image_shape,
+            task.num_classes,
+            int(settings["z_dim"]),
+            int(settings["width"]),
+            **choice,
         )
         return {"target_prior": gan}
 

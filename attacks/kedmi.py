@@ -24,6 +24,13 @@ the final samples (unlike GMI's ``inversion``, whose clamped z is the next step'
 Adam is invariant to the loss's scale, so the summed per-sample loss of the search
 (``search_in_budget``) takes the same steps as the reference's batch mean at its lr 0.02.
 
+Two architectures (the block's ``architecture``, set by the suite's ``priors``): ``small``, the
+mini suite's DCGAN body with K logits, and ``reference``, the published one: GMI's generator
+(attacks/gan_prior.py) and KEDMI's ``MinibatchDiscriminator`` (four conv / instance-norm blocks,
+minibatch discrimination with 64 kernels of 50 dimensions, Salimans et al. 2016, then K logits),
+whose key names are the published ``celeba_G.tar`` / ``celeba_D.tar``'s, so those files load
+into them (``target_prior.checkpoint``) instead of training.
+
 GAN training follows the reference (``k+1_gan.py``): the unsupervised term is weighted 0.5 and
 sees a second unlabelled batch, the generator is updated every ``n_critic`` discriminator steps
 and also minimises 1e-4 times the entropy of D's class prediction on its fakes.
@@ -36,8 +43,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks._image_objectives import freeze, search_in_budget
-from attacks.gan_prior import Generator, downsampling_layers
+from attacks.gan_prior import (
+    Generator,
+    ReferenceGenerator,
+    check_architecture,
+    downsampling_layers,
+    load_gan_checkpoints,
+    reference_down,
+)
 from attacks.gmi import IdentityLoss, OwnTargetGAN
+from benchmark.checkpoints import CheckpointLayout, register_layout
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
 from benchmark.progress import progress_bar
@@ -61,14 +76,66 @@ class ClassDiscriminator(nn.Module):
         return self.classify(self.features(images))
 
 
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016, Sec. 3.2: M_i = f_i T (B kernels of C dims), c_b(i, j) =
+    exp(-||M_i,b - M_j,b||_1), o_b(i) = sum_{j != i} c_b(i, j); [f, o] goes on."""
+
+    def __init__(self, in_features: int, kernels: int = 64, kernel_dims: int = 50):
+        super().__init__()
+        self.kernels, self.kernel_dims = kernels, kernel_dims
+        self.T = nn.Parameter(torch.randn(in_features, kernels, kernel_dims))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        m = (features @ self.T.flatten(1)).view(-1, self.kernels, self.kernel_dims)
+        closeness = torch.exp(-(m[None] - m[:, None]).abs().sum(3))  # N x N x B
+        return torch.cat([features, closeness.sum(0) - 1], 1)  # minus each sample's own 1
+
+
+class MinibatchDiscriminator(nn.Module):
+    """KEDMI's published discriminator for 64x64 RGB in [0, 1]: ``features`` are the flattened
+    conv features (dim * 4 x 4 x 4) the generator's feature matching uses, ``classify`` their
+    minibatch-discrimination extension -> K logits."""
+
+    def __init__(self, num_classes: int, dim: int = 64):
+        super().__init__()
+        self.layer1 = reference_down(3, dim)
+        self.layer2 = reference_down(dim, dim * 2)
+        self.layer3 = reference_down(dim * 2, dim * 4)
+        self.layer4 = reference_down(dim * 4, dim * 4, 3, 2, 1)
+        self.mbd1 = MinibatchDiscrimination(dim * 4 * 4 * 4)
+        self.fc_layer = nn.Linear(dim * 4 * 4 * 4 + 64, num_classes)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.layer4(self.layer3(self.layer2(self.layer1(images))))
+        return x.flatten(1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc_layer(self.mbd1(features))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(images))
+
+
 class KEDMIPrior(nn.Module):
     version = "3"  # 2: soft labels from the target in eval mode; 3: the reference's training
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int, width: int):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        z_dim: int,
+        width: int,
+        architecture: str = "small",
+    ):
         super().__init__()
+        check_architecture(architecture, image_shape)
         channels, size, _ = image_shape
-        self.generator = Generator(z_dim, channels, size, width)
-        self.discriminator = ClassDiscriminator(channels, size, width, num_classes)
+        if architecture == "reference":
+            self.generator = ReferenceGenerator(z_dim, width)
+            self.discriminator = MinibatchDiscriminator(num_classes, width)
+        else:
+            self.generator = Generator(z_dim, channels, size, width)
+            self.discriminator = ClassDiscriminator(channels, size, width, num_classes)
         self.z_dim = z_dim
 
 
@@ -180,6 +247,8 @@ class KEDMI(OwnTargetGAN, IdentityLoss, Attack):
         self, model: KEDMIPrior, public, target, teacher, progress: bool
     ) -> dict:
         settings = self.cfg["target_prior"]
+        if settings.get("checkpoint"):  # a published KEDMI GAN (trained with its own target)
+            return load_gan_checkpoints(model, settings["checkpoint"])
         soft = predict_in_batches(teacher, public.images, device=module_device(model))
         return train_kedmi_gan(
             model,
@@ -221,3 +290,26 @@ class KEDMI(OwnTargetGAN, IdentityLoss, Attack):
         with torch.no_grad():
             images = draw()
         return images.view(identities, per, *victims.image_shape)
+
+
+KEDMI_GAN_SOURCE = "https://github.com/SCccc21/Knowledge-Enriched-DMI (README: the CelebA GAN)"
+register_layout(
+    CheckpointLayout(
+        "kedmi-generator",
+        "KEDMI's CelebA generator (GMI's architecture, z 100, 64x64 RGB; trained with its VGG16 target)",
+        "kedmi/celeba_G.tar",
+        KEDMI_GAN_SOURCE,
+        lambda key: key,
+        example_key="module.l1.0.weight",
+    )
+)
+register_layout(
+    CheckpointLayout(
+        "kedmi-discriminator",
+        "KEDMI's CelebA MinibatchDiscriminator (1000 identity logits)",
+        "kedmi/celeba_D.tar",
+        KEDMI_GAN_SOURCE,
+        lambda key: key,
+        example_key="module.mbd1.T",
+    )
+)

@@ -39,6 +39,7 @@ from benchmark.errors import InvbenchError
 from benchmark.methods import TaskView
 from benchmark.perf import publish
 from benchmark.registry import ATTACKS, load_all
+from benchmark.runner import attack_settings, suite_priors
 from tasks.face_models import build_image_model
 from tasks.images import ImageVictims
 
@@ -65,7 +66,9 @@ def cell_cost(
     budget = dict(cfg.suite.budgets.celeba)
     size, classes = int(cfg.task.image_size), int(cfg.task.private_identities)
     shape = (3, size, size)
-    attack = ATTACKS.get(name).obj(cfg.attack, RunContext(device=device, amp=amp, progress=False))
+    # the attack as the paper suite builds it: its published GAN architectures (suite priors)
+    settings = attack_settings(cfg.attack, budget, suite_priors(cfg))
+    attack = ATTACKS.get(name).obj(settings, RunContext(device=device, amp=amp, progress=False))
     torch.manual_seed(0)
     task = TaskView("image", shape, classes)
     target = (

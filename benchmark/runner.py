@@ -34,6 +34,7 @@ from benchmark.access import (
     sealed_target,
 )
 from benchmark.cache import ArtifactCache, config_hash
+from benchmark.checkpoints import resolve_checkpoint_path
 from benchmark.context import Budget, RunContext
 from benchmark.cost import PeakMemory
 from benchmark.devices import (
@@ -271,6 +272,7 @@ def cell_config(cfg: DictConfig, entries: tuple) -> dict:
         "attack": method_settings(cfg.attack),
         "defense": method_settings(cfg.defense),
         "budget": suite_budget(cfg),
+        **({"priors": priors} if (priors := suite_priors(cfg)) else {}),
         "seed": int(cfg.seed),
         "versions": {
             "harness": __version__,
@@ -379,15 +381,32 @@ def run_stages(cell: Cell, task) -> None:
     cell.record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def attack_settings(attack_cfg: DictConfig, budget: dict) -> dict:
+def suite_priors(cfg: DictConfig) -> dict:
+    """The suite's ``priors`` block: the GAN architecture (and its z_dim, width) every attack's
+    prior uses, e.g. the paper suite's published ones; empty where the suite sets none."""
+    return plain(cfg.suite.get("priors")) or {}
+
+
+def attack_settings(
+    attack_cfg: DictConfig, budget: dict, priors: dict | None = None, data_root: Path | None = None
+) -> dict:
     """The attack's YAML with the suite's prior budgets written into its prior blocks: the
-    suite fixes every attack prior's training length and minibatch alike."""
+    suite fixes every attack prior's training length and minibatch alike, and, in the prior
+    blocks that declare an ``architecture``, the suite's ``priors`` (architecture, z_dim, width).
+    Checkpoint paths relative to the data root become absolute."""
     settings = plain(attack_cfg)
-    for budget_key, setting in PRIOR_BUDGETS.items():
-        if budget_key in budget:
-            for block in ("prior", "target_prior"):
-                if isinstance(settings.get(block), dict):
-                    settings[block][setting] = int(budget[budget_key])
+    blocks = [b for b in ("prior", "target_prior") if isinstance(settings.get(b), dict)]
+    for block in blocks:
+        for budget_key, setting in PRIOR_BUDGETS.items():
+            if budget_key in budget:
+                settings[block][setting] = int(budget[budget_key])
+        if "architecture" in settings[block]:
+            settings[block].update(priors or {})
+        checkpoint = settings[block].get("checkpoint")
+        if checkpoint and data_root is not None:
+            for spec in checkpoint.values():
+                if isinstance(spec, dict) and spec.get("path"):
+                    spec["path"] = str(resolve_checkpoint_path(spec, data_root))
     return settings
 
 
@@ -398,7 +417,10 @@ def prepare_methods(cell: Cell, task) -> tuple:
     defense.modality = task.modality
     task.use_defense(defense)
     context = RunContext(device=cell.device, amp=cell.amp, progress=cell.progress)
-    attack = attack_entry.obj(attack_settings(cell.cfg.attack, cell.budget), context)
+    settings = attack_settings(
+        cell.cfg.attack, cell.budget, suite_priors(cell.cfg), resolve_paths(cell.cfg)["data"]
+    )
+    attack = attack_entry.obj(settings, context)
     task_key = {
         "task": plain(cell.cfg.task),
         "version": task_entry.version,

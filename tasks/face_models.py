@@ -10,21 +10,39 @@ layer a defense may replace, e.g. MID's bottleneck). ``blocks`` lists the interm
 - ``vgg16``: VGG16-BN features + BN + linear head for 64x64 inputs (GMI, KEDMI);
 - ``ir152`` / ``ir50``: the IR (improved residual) face backbones of face.evoLVe, at 64x64 or
   112x112 (KEDMI's IR-152 target; IR-50 at 112x112 is the literature's "FaceNet112" evaluator);
-- ``facenet64``: facenet-pytorch's InceptionResnetV1 taking the 64x64 task images, upsampled
-  inside the model to the 160x160 its VGGFace2 weights expect.
+- ``facenet64``: the literature's FaceNet64 (KEDMI, PLG-MI, LOMMA): IR-50 at 64x64 with its own
+  4x4 output layer, a target and an evaluator choice;
+- ``inception-resnet-v1``: facenet-pytorch's InceptionResnetV1 taking the 64x64 task images,
+  upsampled inside the model to the 160x160 its VGGFace2 weights expect.
 
-Pretrained weights (ImageNet for vgg16, VGGFace2 for facenet64, MS1M for IR) are used when
-present in the local cache or the path ``task.target.weights``, downloaded when online, and
+Pretrained weights (ImageNet for vgg16, VGGFace2 for inception-resnet-v1, MS1M for IR) are used
+when present in the local cache or the path ``task.target.weights``, downloaded when online, and
 otherwise the model trains from scratch; :func:`load_pretrained` says which in the record.
+
+Published checkpoints (``task.target.checkpoint`` / ``task.evaluator.checkpoint``,
+benchmark/checkpoints.py) replace training: the layouts below map KEDMI's and GMI's target and
+evaluator files (``{'state_dict': {'module.feature...', 'module.fc_layer...'}}``) and face.evoLVe's
+MS1M backbones onto these modules. The published models take images in [0, 1] as they are
+(``transforms.ToTensor()``), this project's own models in [-1, 1]: ``input_centred`` says which.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from benchmark.checkpoints import (
+    CHECKPOINT_LAYOUTS,
+    CheckpointError,
+    CheckpointLayout,
+    layout_of,
+    register_layout,
+)
 
 VGG16_BN_IMAGENET = "vgg16_bn-6c64b313.pth"  # torchvision's VGG16_BN_Weights.IMAGENET1K_V1
 FACENET_VGGFACE2 = "20180402-114759-vggface2.pt"  # facenet-pytorch's pretrained='vggface2'
@@ -42,6 +60,7 @@ class ImageClassifier(nn.Module):
         input_size: int | None = None,
         blocks: list[nn.Module] | None = None,
         architecture: str = "",
+        input_centred: bool = True,
     ):
         super().__init__()
         self.backbone = backbone
@@ -51,9 +70,10 @@ class ImageClassifier(nn.Module):
         self.input_size = input_size
         self.blocks = blocks or []
         self.architecture = architecture
+        self.input_centred = input_centred  # False: a published model taking [0, 1] images
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        x = images * 2 - 1
+        x = images * 2 - 1 if self.input_centred else images
         if self.backbone_channels != self.channels:
             x = x.expand(-1, self.backbone_channels, -1, -1)
         if self.input_size and x.shape[-1] != self.input_size:
@@ -183,7 +203,20 @@ def build_image_model(
     name: str, num_classes: int, image_shape: tuple[int, int, int], settings: dict
 ) -> ImageClassifier:
     channels, size, _ = image_shape
-    common = {"channels": channels, "architecture": name}
+    checkpoint = settings.get("checkpoint")
+    common = {
+        "channels": channels,
+        "architecture": name,
+        # a published file's model sees the images as its authors' pipeline gave them
+        "input_centred": not (checkpoint and checkpoint_layout_of(checkpoint).published_input),
+    }
+    if checkpoint:
+        expected = checkpoint_layout_of(checkpoint).architecture
+        if expected != name:
+            raise ValueError(
+                f"checkpoint layout {checkpoint['layout']} holds the {expected} architecture, "
+                f"but the model is {name}: set model: {expected} beside the checkpoint"
+            )
     if name == "small-cnn":
         body = SmallCNNBackbone(channels, size, int(settings.get("width", 32)))
         return ImageClassifier(
@@ -216,9 +249,9 @@ def build_image_model(
             blocks=[body.features[i] for i in pools[2:]],
             **common,
         )
-    if name in ("ir152", "ir50"):
-        input_size = 64 if name == "ir152" else 112
-        body = IRBackbone(int(name[2:]), input_size)
+    if name in ("ir152", "ir50", "facenet64"):
+        input_size = 112 if name == "ir50" else 64
+        body = IRBackbone(152 if name == "ir152" else 50, input_size)
         return ImageClassifier(
             body,
             512,
@@ -228,7 +261,7 @@ def build_image_model(
             blocks=list(body.stages[1:]),
             **common,
         )
-    if name == "facenet64":
+    if name == "inception-resnet-v1":
         from facenet_pytorch import InceptionResnetV1
 
         body = InceptionResnetV1(pretrained=None, classify=False)
@@ -245,8 +278,8 @@ def build_image_model(
 
     if name not in timm.list_models():
         raise ValueError(
-            f"unknown image model '{name}': use small-cnn, vgg16, ir152, ir50, "
-            f"facenet64 or a timm model name (timm.list_models())"
+            f"unknown image model '{name}': use small-cnn, eval-cnn, vgg16, ir152, ir50, "
+            f"facenet64, inception-resnet-v1 or a timm model name (timm.list_models())"
         )
     body = timm.create_model(name, pretrained=False, num_classes=0, in_chans=channels)
     stages = [
@@ -267,7 +300,7 @@ def pretrained_source(name: str, settings: dict) -> Path | str | None:
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     if name == "vgg16":
         return hub / VGG16_BN_IMAGENET
-    if name == "facenet64":
+    if name == "inception-resnet-v1":
         return hub / FACENET_VGGFACE2
     return None
 
@@ -284,7 +317,7 @@ def load_pretrained(model: ImageClassifier, settings: dict, offline: bool) -> di
             "pretrained_reason": f"{name} has no public pretrained weights; pass a local "
             f"file as task.target.weights",
         }
-    if not Path(source).exists() and not offline and name in ("vgg16", "facenet64"):
+    if not Path(source).exists() and not offline and name in ("vgg16", "inception-resnet-v1"):
         try:
             _download_weights(name)
         except Exception as error:  # offline machines land here: train from scratch, say so
@@ -320,3 +353,134 @@ def _download_weights(name: str) -> None:
         from facenet_pytorch import InceptionResnetV1
 
         InceptionResnetV1(pretrained="vggface2")
+
+
+# Published checkpoints (benchmark/checkpoints.py) ---------------------------------------------
+@dataclass(frozen=True)
+class ClassifierLayout(CheckpointLayout):
+    architecture: str = ""  # the build_image_model name the file's tensors fit
+    published_input: bool = True  # the model takes [0, 1] images (GMI/KEDMI's ToTensor)
+
+
+def checkpoint_layout_of(spec) -> ClassifierLayout:
+    layout = layout_of(spec)
+    if not isinstance(layout, ClassifierLayout):
+        raise CheckpointError(
+            f"checkpoint layout {layout.name} is not a classifier's; a target or evaluator takes "
+            f"one of {sorted(n for n, v in CHECKPOINT_LAYOUTS.items() if isinstance(v, ClassifierLayout))}"
+        )
+    return layout
+
+
+def ir_body_key(depth: int) -> "callable":
+    """face.evoLVe's flat ``body.<n>.shortcut_layer|res_layer`` -> ``stages.<s>.<u>.shortcut|
+    residual`` of :class:`IRBackbone` (the same modules, grouped by stage)."""
+    starts = [sum(IR_UNITS[depth][:i]) for i in range(4)]
+
+    def rename(key: str) -> str:
+        match = re.fullmatch(r"body\.(\d+)\.(shortcut_layer|res_layer)\.(.*)", key)
+        if not match:
+            return key
+        index, part, rest = int(match[1]), match[2], match[3]
+        stage = max(i for i, start in enumerate(starts) if index >= start)
+        unit = index - starts[stage]
+        return (
+            f"stages.{stage}.{unit}.{'shortcut' if part == 'shortcut_layer' else 'residual'}.{rest}"
+        )
+
+    return rename
+
+
+def kedmi_classifier_key(depth: int | None):
+    """KEDMI's classify.py: ``feature`` (VGG16-BN features, or an evoLVe IR body whose output
+    layer sits in the classifier at 64x64 and inside ``feature`` at 112x112), ``bn`` (VGG16's
+    BatchNorm1d), ``output_layer`` and ``fc_layer`` (the identity head)."""
+    body = ir_body_key(depth) if depth else None
+
+    def rename(key: str) -> str:
+        if key.startswith("fc_layer."):
+            return "head." + key[len("fc_layer.") :]
+        if depth is None:
+            if key.startswith("feature."):
+                return "backbone.features." + key[len("feature.") :]
+            if key.startswith("bn."):
+                return "backbone.norm." + key[len("bn.") :]
+            return key
+        if key.startswith("feature."):
+            key = key[len("feature.") :]
+        return "backbone." + body(key)
+
+    return rename
+
+
+def evolve_backbone_key(depth: int):
+    """face.evoLVe's MS1M backbone files: the bare ``IR_50``/``IR_152`` state dict."""
+    body = ir_body_key(depth)
+    return lambda key: "backbone." + body(key)
+
+
+KEDMI_SOURCE = "https://github.com/SCccc21/Knowledge-Enriched-DMI (README: checkpoints)"
+for layout in (
+    ClassifierLayout(
+        "kedmi-vgg16",
+        "GMI/KEDMI's VGG16 CelebA target (1000 identities, 64x64)",
+        "kedmi/VGG16_88.26.tar",
+        KEDMI_SOURCE,
+        kedmi_classifier_key(None),
+        example_key="module.feature.0.weight",
+        architecture="vgg16",
+    ),
+    ClassifierLayout(
+        "kedmi-ir152",
+        "KEDMI's IR-152 CelebA target (1000 identities, 64x64)",
+        "kedmi/IR152_91.16.tar",
+        KEDMI_SOURCE,
+        kedmi_classifier_key(152),
+        example_key="module.feature.body.0.res_layer.1.weight",
+        architecture="ir152",
+    ),
+    ClassifierLayout(
+        "kedmi-facenet64",
+        "KEDMI's FaceNet64 CelebA target (IR-50 at 64x64, 1000 identities)",
+        "kedmi/FaceNet64_88.50.tar",
+        KEDMI_SOURCE,
+        kedmi_classifier_key(50),
+        example_key="module.output_layer.3.weight",
+        architecture="facenet64",
+    ),
+    ClassifierLayout(
+        "kedmi-evaluator",
+        "GMI/KEDMI's CelebA evaluation model 'FaceNet' (IR-50 at 112x112, 1000 identities)",
+        "kedmi/FaceNet_95.88.tar",
+        KEDMI_SOURCE,
+        kedmi_classifier_key(50),
+        example_key="module.feature.output_layer.3.weight",
+        architecture="ir50",
+    ),
+    ClassifierLayout(
+        "evolve-ir50",
+        "face.evoLVe's IR-50 MS1M backbone (112x112), a pretrained initialisation",
+        "evolve/backbone_ir50_ms1m_epoch120.pth",
+        "https://github.com/ZhaoJ9014/face.evoLVe (Model Zoo: IR-50, MS-Celeb-1M_Align_112x112)",
+        evolve_backbone_key(50),
+        nesting=(),
+        prefix="",
+        partial=True,
+        example_key="body.0.res_layer.1.weight",
+        architecture="ir50",
+    ),
+    ClassifierLayout(
+        "evolve-ir152",
+        "face.evoLVe's IR-152 MS1M backbone (112x112), KEDMI's initialisation of its IR-152 "
+        "target (the 112x112 output layer does not fit 64x64 and stays initialised)",
+        "evolve/Backbone_IR_152_Epoch_112_Batch_2547328_Time_2019-07-13-02-59_checkpoint.pth",
+        "https://github.com/ZhaoJ9014/face.evoLVe (Model Zoo: IR-152, MS-Celeb-1M_Align_112x112)",
+        evolve_backbone_key(152),
+        nesting=(),
+        prefix="",
+        partial=True,
+        example_key="body.0.res_layer.1.weight",
+        architecture="ir152",
+    ),
+):
+    register_layout(layout)

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.checkpoints import load_checkpoint
 from benchmark.devices import module_device
 from benchmark.errors import ReconstructionError
 from benchmark.examples import EXAMPLE_IDENTITIES, image_pairs
@@ -28,7 +29,12 @@ from metrics.attack_accuracy import attack_accuracy
 from metrics.fid import fid
 from metrics.knn_distance import knn_feature_distance
 from metrics.lpips_distance import nearest_lpips
-from tasks.face_models import build_image_model, load_pretrained, pretrained_source
+from tasks.face_models import (
+    build_image_model,
+    checkpoint_layout_of,
+    load_pretrained,
+    pretrained_source,
+)
 from tasks.training import accuracy, fit_classifier, predict_in_batches
 
 
@@ -183,12 +189,33 @@ class ImageTask(Task):
             epoch_start=epoch_start,
         )
 
+    def _initialise(self, model: nn.Module, settings: dict, defense: Defense) -> tuple[dict, bool]:
+        """Pretrained weights or a published checkpoint; True when the checkpoint is the whole
+        trained model (nothing left to train). A training-time defense trains its own target:
+        the published, undefended checkpoint is not used for it."""
+        checkpoint = settings.get("checkpoint")
+        if not checkpoint:
+            return load_pretrained(model, settings, self.offline), False
+        complete = not checkpoint_layout_of(checkpoint).partial
+        if complete and defense.kind == "train":
+            return {
+                "checkpoint_unused": f"the training-time defense {type(defense).__name__} trains "
+                f"its own target; {checkpoint['layout']} is an undefended model"
+            }, False
+        return load_checkpoint(model, checkpoint, self.data_root), complete
+
     def _fit(self, model: nn.Module, role: str, defense: Defense, progress: bool) -> dict:
         split, settings = self._splits(), self.cfg[role]
-        meta = {
-            "architecture": model.architecture,
-            **load_pretrained(model, settings, self.offline),
-        }
+        initialised, trained = self._initialise(model, settings, defense)
+        meta = {"architecture": model.architecture, **initialised}
+        if trained:  # a published model: loaded, evaluated, never trained here
+            model.eval()
+            predictions = predict_in_batches(model, split["test_x"], device=module_device(model))
+            return {
+                **meta,
+                "trained": False,
+                "test_accuracy": accuracy(predictions.cpu(), split["test_y"]),
+            }
         data = TrainingData(
             split["train_x"],
             split["train_y"],

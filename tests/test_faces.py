@@ -107,7 +107,9 @@ def test_dp_sgd_replaces_batch_norm_and_reports_epsilon(workdir):
 
 
 # Models ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["vgg16", "ir152", "facenet64", "ir50", "test_resnet"])
+@pytest.mark.parametrize(
+    "name", ["vgg16", "ir152", "facenet64", "inception-resnet-v1", "ir50", "test_resnet"]
+)
 def test_face_models_take_64x64_faces(name):
     model = build_image_model(name, 7, (3, 64, 64), {}).eval()
     with torch.no_grad():
