@@ -12,6 +12,14 @@ reconstruction (the paper's 5 restarts = ``samples_per_identity``). All identiti
 are optimised as one batch; the loss is summed over the batch so each latent's update does not
 depend on how many run together. ``identity_loss`` is the hook LOMMA (``attacks/lomma.py``)
 replaces.
+
+The step size. The reference (``inversion`` in GMI's and KEDMI's code) runs SGD at lr 0.02 on
+the loss *averaged* over its batch of B identities (B = 60: KEDMI's recovery.py attacks the 300
+identities as 5 batches of 60, restarts one after another). The gradient of a mean is 1/B of the
+gradient of the sum, so each latent moves by 0.02 / B times its own gradient: lr 0.02 on the
+mean equals lr 0.02 / B on the sum used here. The paper suite sets that, 0.02 / 60 = 0.000333
+(``attack_settings.gmi`` in benchmark/conf/suite/paper.yaml), for its 1,500+ steps; the YAML's
+0.002 (the reference's step at B = 10) is the mini's, whose 100 steps need the larger step.
 """
 
 from __future__ import annotations

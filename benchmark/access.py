@@ -164,11 +164,32 @@ class NoAccess:
 
 class ForwardCounter:
     """Counts the target's forwards while open: one per row of each batch, passed positionally
-    or by keyword (a language model's ``input_ids`` or ``inputs_embeds``)."""
+    or by keyword (a language model's ``input_ids`` or ``inputs_embeds``).
 
-    def __init__(self, model: torch.nn.Module):
-        self.rows = 0
+    With a ``budget`` (the suite's white-box ``forwards``, the same for every attack of a task)
+    the count starts at ``spent`` (the forwards of the attack's GAN and student training, charged
+    to every cell that uses them) and raises :class:`QueryBudgetExceeded` once it passes the
+    budget."""
+
+    def __init__(self, model: torch.nn.Module, budget: int | None = None, spent: int = 0):
+        self._rows = 0
+        self.budget, self.spent = budget, spent
         self._hook = model.register_forward_hook(self._count, with_kwargs=True)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: int) -> None:
+        self._rows = rows
+        if self.budget is not None and self.spent + rows > self.budget:
+            raise QueryBudgetExceeded(
+                f"the attack caused {self.spent + rows} target forwards ({self.spent} while its "
+                f"GANs or students trained, {rows} in the attack), past the suite's white-box "
+                f"budget of {self.budget} forwards (budgets.<task>.forwards); lower its steps, "
+                f"samples or training, or raise that budget for every attack of the task"
+            )
 
     def _count(self, module: torch.nn.Module, inputs: tuple, kwargs: dict, output: Any) -> None:
         first = (
@@ -183,20 +204,23 @@ class ForwardCounter:
 
 
 class WhiteBoxAccess:
-    """White-box access: the target module (frozen), plus a query counter over its forwards."""
+    """White-box access: the target module (frozen), plus a counter over its forwards, held to
+    the suite's ``forwards`` budget (training forwards ``spent`` included) when it sets one."""
 
     def __init__(
         self,
         model: torch.nn.Module,
         probs_fn: Callable[[Any], torch.Tensor],
         representations_fn: Callable[[Any], torch.Tensor] | None = None,
+        forwards_budget: int | None = None,
+        spent: int = 0,
     ):
         self.model = model.eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self._probs_fn = probs_fn
         self._representations_fn = representations_fn
-        self._forwards = ForwardCounter(self.model)
+        self._forwards = ForwardCounter(self.model, forwards_budget, spent)
 
     @property
     def queries(self) -> int:

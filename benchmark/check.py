@@ -137,16 +137,36 @@ def schema_problems(kind: str, entry: Entry) -> list[str]:
         problems.append(f"access {entry.access!r} must be one of {ACCESS_LEVELS}")
     if kind == "defense" and entry.defense_kind not in DEFENSE_KINDS:
         problems.append(f"kind {entry.defense_kind!r} must be one of {DEFENSE_KINDS}")
-    paper = settings.get("paper") if isinstance(settings, dict) else None
-    if paper is not None:
-        results = paper.get("results") if isinstance(paper, dict) else None
-        if not isinstance(results, dict) or not all(
-            isinstance(v, (int, float)) for v in results.values()
-        ):
-            problems.append(
-                f"{yaml.name}: 'paper' must hold 'results': a mapping from metric "
-                f"names to the numbers the paper reports (and optionally 'setting')"
+    reported = settings.get("reported") if isinstance(settings, dict) else None
+    if reported is not None:
+        problems += reported_problems(reported, yaml.name)
+    return problems
+
+
+REPORTED_FIELDS = "task, table, source (a link) and metrics (metric name -> number)"
+
+
+def reported_problems(reported, filename: str) -> list[str]:
+    """A ``reported:`` list: per entry the task (protocol) it was measured on, where in the
+    paper (``table``), the paper's link (``source``) and its numbers; optionally the target
+    architecture and, for a defense, the attack it was measured against."""
+    if not isinstance(reported, list):
+        return [f"{filename}: 'reported' must be a list of entries with {REPORTED_FIELDS}"]
+    problems = []
+    for i, entry in enumerate(reported):
+        metrics = entry.get("metrics") if isinstance(entry, dict) else None
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("task"), str)
+            and isinstance(entry.get("table"), str)
+            and re.match(r"https?://\S+$", str(entry.get("source")))
+            and isinstance(metrics, dict)
+            and metrics
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
             )
+        ):
+            problems.append(f"{filename}: reported[{i}] needs {REPORTED_FIELDS}; got {entry!r}")
     return problems
 
 

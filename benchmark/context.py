@@ -28,6 +28,7 @@ class Budget(Mapping):
     samples_per_identity: int | None = None  # reconstructions per identity
     steps: int | None = None  # optimisation steps (white-box attacks)
     queries: int | None = None  # released outputs (black-box, label-only attacks)
+    forwards: int | None = None  # target forwards of a white-box attack, its training included
     topk: int | None = None  # what a top-k access level releases
     prior_steps: int | None = None  # generator updates of every attack's GAN
     prior_batch_size: int | None = None  # their minibatch

@@ -39,7 +39,7 @@ from benchmark.errors import InvbenchError
 from benchmark.methods import TaskView
 from benchmark.perf import publish
 from benchmark.registry import ATTACKS, load_all
-from benchmark.runner import attack_settings, suite_priors
+from benchmark.runner import attack_settings, suite_method_settings, suite_priors
 from tasks.face_models import build_image_model
 from tasks.images import ImageVictims
 
@@ -67,7 +67,9 @@ def cell_cost(
     size, classes = int(cfg.task.image_size), int(cfg.task.private_identities)
     shape = (3, size, size)
     # the attack as the paper suite builds it: its published GAN architectures (suite priors)
-    settings = attack_settings(cfg.attack, budget, suite_priors(cfg))
+    settings = attack_settings(
+        cfg.attack, budget, suite_priors(cfg), None, suite_method_settings(cfg, name)
+    )
     attack = ATTACKS.get(name).obj(settings, RunContext(device=device, amp=amp, progress=False))
     torch.manual_seed(0)
     task = TaskView("image", shape, classes)

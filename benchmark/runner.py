@@ -56,7 +56,7 @@ log = logging.getLogger("invbench")
 
 FOLDERS = ("data", "results", "cache", "site")  # the paths.* keys that name folders
 PRIOR_BUDGETS = {"prior_steps": "steps", "prior_batch_size": "batch_size"}  # suite -> prior block
-PAPER_KEY = "paper"  # a method YAML's block of the numbers its paper reports (not a setting)
+REPORTED_KEY = "reported"  # a method YAML's list of the numbers its paper reports (not a setting)
 
 
 def resolve_paths(cfg: DictConfig) -> dict[str, Path]:
@@ -129,8 +129,20 @@ def reconstruction_digest(recon) -> str:
 
 def method_settings(cfg: DictConfig) -> dict:
     """A method's YAML as the cell's config (and hash) holds it: every setting, without the
-    paper's reported numbers (``paper:``), which the record keeps apart for the leaderboard."""
-    return {k: v for k, v in plain(cfg).items() if k != PAPER_KEY}
+    paper's reported numbers (``reported:``), which the record keeps apart for the leaderboard."""
+    return {k: v for k, v in plain(cfg).items() if k != REPORTED_KEY}
+
+
+def reported_for(method_cfg: DictConfig, task_cfg: DictConfig) -> list[dict]:
+    """The entries of a method's ``reported:`` list on this cell's protocol: the same task and,
+    where the entry names one, the same target architecture."""
+    target = (plain(task_cfg).get("target") or {}).get("model")
+    return [
+        entry
+        for entry in plain(method_cfg).get(REPORTED_KEY) or []
+        if entry.get("task") == task_cfg.name
+        and (entry.get("target") is None or entry.get("target") == target)
+    ]
 
 
 def cell_device(worker_device: torch.device, *entries) -> tuple[torch.device, str | None]:
@@ -273,6 +285,11 @@ def cell_config(cfg: DictConfig, entries: tuple) -> dict:
         "defense": method_settings(cfg.defense),
         "budget": suite_budget(cfg),
         **({"priors": priors} if (priors := suite_priors(cfg)) else {}),
+        **(
+            {"suite_settings": own}
+            if (own := suite_method_settings(cfg, attack_entry.name))
+            else {}
+        ),
         "seed": int(cfg.seed),
         "versions": {
             "harness": __version__,
@@ -332,9 +349,9 @@ def new_record(
         "versions": config["versions"],
         "config_hash": cell_hash,
         "config": config,
-        "paper": {
-            "attack": plain(cfg.attack).get(PAPER_KEY),
-            "defense": plain(cfg.defense).get(PAPER_KEY),
+        "reported": {
+            "attack": reported_for(cfg.attack, cfg.task),
+            "defense": reported_for(cfg.defense, cfg.task),
         },
         "git": git_state(),
         "environment": environment(),
@@ -387,14 +404,36 @@ def suite_priors(cfg: DictConfig) -> dict:
     return plain(cfg.suite.get("priors")) or {}
 
 
+def suite_method_settings(cfg: DictConfig, attack: str) -> dict:
+    """The suite's ``attack_settings.<attack>``: where the suite's protocol departs from the
+    method YAML's mini defaults (the paper suite's published settings)."""
+    return (plain(cfg.suite.get("attack_settings")) or {}).get(attack) or {}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (
+            deep_merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
+
+
 def attack_settings(
-    attack_cfg: DictConfig, budget: dict, priors: dict | None = None, data_root: Path | None = None
+    attack_cfg: DictConfig,
+    budget: dict,
+    priors: dict | None = None,
+    data_root: Path | None = None,
+    overrides: dict | None = None,
 ) -> dict:
-    """The attack's YAML with the suite's prior budgets written into its prior blocks: the
-    suite fixes every attack prior's training length and minibatch alike, and, in the prior
+    """The attack's YAML with the suite's settings for it merged in (``overrides``: the suite's
+    ``attack_settings.<attack>``) and the suite's prior budgets written into its prior blocks:
+    the suite fixes every attack prior's training length and minibatch alike, and, in the prior
     blocks that declare an ``architecture``, the suite's ``priors`` (architecture, z_dim, width).
     Checkpoint paths relative to the data root become absolute."""
-    settings = plain(attack_cfg)
+    settings = deep_merge(plain(attack_cfg), overrides or {})
     blocks = [b for b in ("prior", "target_prior") if isinstance(settings.get(b), dict)]
     for block in blocks:
         for budget_key, setting in PRIOR_BUDGETS.items():
@@ -418,7 +457,11 @@ def prepare_methods(cell: Cell, task) -> tuple:
     task.use_defense(defense)
     context = RunContext(device=cell.device, amp=cell.amp, progress=cell.progress)
     settings = attack_settings(
-        cell.cfg.attack, cell.budget, suite_priors(cell.cfg), resolve_paths(cell.cfg)["data"]
+        cell.cfg.attack,
+        cell.budget,
+        suite_priors(cell.cfg),
+        resolve_paths(cell.cfg)["data"],
+        suite_method_settings(cell.cfg, attack_entry.name),
     )
     attack = attack_entry.obj(settings, context)
     task_key = {
@@ -500,7 +543,7 @@ def train_target_priors(cell: Cell, task, attack, target, target_key: dict, task
     teacher = task.probs_fn(target)
 
     def train(model: torch.nn.Module) -> dict:
-        counter = ForwardCounter(target)
+        counter = ForwardCounter(target, cell.budget.forwards, cell.training_forwards or 0)
         try:
             meta = attack.train_target_prior(
                 model, task.public_data(), target, teacher, cell.progress
@@ -533,7 +576,13 @@ def open_access(cell: Cell, task, target, release, text_release):
     """What the attack is handed of the target at its declared access level."""
     access_level = cell.entries[1].access
     if access_level == "whitebox":
-        return WhiteBoxAccess(target, task.probs_fn(target), task.representations_fn(target))
+        return WhiteBoxAccess(
+            target,
+            task.probs_fn(target),
+            task.representations_fn(target),
+            forwards_budget=cell.budget.forwards,
+            spent=cell.training_forwards or 0,
+        )
     if access_level == "none":
         return NoAccess()
     return Oracle(

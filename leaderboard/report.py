@@ -303,9 +303,11 @@ def task_sections(
         defense_rows = defense_ranking(values, higher, utility_of, halves)
         for row in defense_rows:
             row["kind"] = kinds[row["defense"]]
+            row["reported"] = reported_value(task_records, "defense", row["defense"], primary)
         attack_rows = attack_ranking(values, higher, halves)
         for row in attack_rows:
             row["access"] = access[row["attack"]]
+            row["reported"] = reported_value(task_records, "attack", row["attack"], primary)
         sections.append(
             {
                 "suite": suite,
@@ -340,11 +342,37 @@ def task_sections(
     return sections
 
 
+def reported_entries(records: list[dict], kind: str, name: str) -> list[dict]:
+    """The distinct ``reported:`` entries of a method in these records (each record keeps the
+    entries of its own task and target, runner.reported_for)."""
+    seen: dict[str, dict] = {}
+    for record in records:
+        if record.get(kind) != name:
+            continue
+        for entry in (record.get("reported") or {}).get(kind) or []:
+            seen.setdefault(json.dumps(entry, sort_keys=True, default=str), entry)
+    return list(seen.values())
+
+
+def reported_value(records: list[dict], kind: str, name: str, metric: str) -> dict | None:
+    """The paper's number for ``metric`` on this task, for the rankings' "paper" column."""
+    for entry in reported_entries(records, kind, name):
+        value = _finite((entry.get("metrics") or {}).get(metric))
+        if value is not None:
+            return {
+                "value": value,
+                "table": entry.get("table"),
+                "source": entry.get("source"),
+                "attack": entry.get("attack"),
+            }
+    return None
+
+
 def method_cards(records: list[dict], sections: list[dict]) -> list[dict]:
     """One card per attack and defense in the records: citation, access or kind, version,
-    the hyperparameters its cells ran with, and the paper's reported numbers (the ``paper:``
-    block of its YAML) beside ours on each task (the undefended cell for an attack, the
-    worst case for a defense)."""
+    the hyperparameters its cells ran with, and the paper's reported numbers (the ``reported:``
+    list of its YAML, on the tasks it names) beside ours on each task (the undefended cell for
+    an attack, the worst case for a defense)."""
     ours: dict[tuple[str, str], list[dict]] = {}
     for s in sections:
         label = f"{s['suite']}/{s['task']}"
@@ -387,7 +415,7 @@ def method_cards(records: list[dict], sections: list[dict]) -> list[dict]:
                     else record.get("defense_kind"),
                     "version": (record.get("versions") or {}).get(kind),
                     "settings": {},
-                    "paper": (record.get("paper") or {}).get(kind),
+                    "reported": reported_entries(records, kind, name),
                     "ours": ours.get((kind, name), []),
                 },
             )

@@ -24,7 +24,7 @@ from attacks.kedmi import KEDMIPrior, MinibatchDiscriminator, train_kedmi_gan
 from benchmark.checkpoints import CheckpointError, load_checkpoint
 from benchmark.cli import main
 from benchmark.errors import MissingDataError
-from benchmark.runner import attack_settings, suite_priors
+from benchmark.runner import attack_settings, suite_method_settings, suite_priors
 from tasks.face_models import build_image_model
 from tests.conftest import compose, needs_shared_data
 
@@ -312,6 +312,24 @@ def test_the_paper_suite_writes_the_reference_architecture_into_every_declaring_
     settings = attack_settings(cfg.attack, {"prior_steps": 7}, priors, tmp_path)
     assert settings["target_prior"]["architecture"] == "reference"
     assert settings["target_prior"]["z_dim"] == 100 and settings["target_prior"]["steps"] == 7
+    paper = compose("suite=paper", "task=celeba", "attack=lomma-gmi")
+    published = attack_settings(
+        paper.attack, {}, priors, tmp_path, suite_method_settings(paper, "lomma-gmi")
+    )
+    assert published["lomma"]["students"] == [
+        "efficientnet_b0",
+        "efficientnet_b1",
+        "efficientnet_b2",
+    ]
+    assert published["lr"] == pytest.approx(0.02 / 60, rel=1e-3)  # the reference's mean-loss step
+    assert published["lomma"]["lambda_reg"] == 1.0  # the rest of the block kept
+    rlbmi = compose("suite=paper", "attack=rlbmi")
+    assert suite_method_settings(rlbmi, "rlbmi") == {
+        "episodes_per_round": 1,
+        "updates_per_round": 1,
+    }
+    assert suite_method_settings(mini := compose("attack=ppa"), "ppa") == {}
+    assert mini.attack.selection_views == 10
     plgmi = attack_settings(compose("suite=paper", "attack=plgmi").attack, {}, priors, tmp_path)
     assert "architecture" not in plgmi["target_prior"]  # PLG-MI's SNGAN: not implemented
     mini = compose("task=digits", "attack=gmi")

@@ -105,6 +105,22 @@ def test_white_box_access_counts_forward_passes():
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_white_box_forwards_are_held_to_the_suite_budget_training_included():
+    model = _model()
+    # 6 forwards spent while the attack's GAN trained: 4 are left of a budget of 10
+    access = WhiteBoxAccess(model, lambda x: model(x), forwards_budget=10, spent=6)
+    access.model(torch.randn(4, 4))
+    assert access.queries == 4
+    with pytest.raises(QueryBudgetExceeded, match=r"caused 11 target forwards \(6 while its GANs"):
+        access.model(torch.randn(1, 4))
+    with pytest.raises(QueryBudgetExceeded, match="budget of 10 forwards"):
+        access.queries += 1  # an attack that evaluates the weights itself is charged too
+    access.close()
+    unbounded = WhiteBoxAccess(model, lambda x: model(x))
+    unbounded.model(torch.randn(100, 4))
+    assert unbounded.queries == 100
+
+
 def test_a_no_access_baseline_cannot_query_the_model():
     access = NoAccess()
     with pytest.raises(PermissionError, match="access 'none'"):

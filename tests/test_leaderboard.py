@@ -195,7 +195,7 @@ def _record(
                 "url": "https://example.org/a",
             }
         },
-        "paper": {"attack": paper, "defense": None},
+        "reported": {"attack": paper or [], "defense": []},
         "examples": examples,
     }
 
@@ -204,7 +204,14 @@ def test_report_aggregates_ranks_cards_and_provenance(tmp_path):
     results = tmp_path / "results" / "mini" / "digits"
     results.mkdir(parents=True)
     example = image_pairs(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4), [0])
-    paper = {"setting": "CelebA, VGG16", "results": {"attack_acc@1": 0.28}}
+    paper = [
+        {
+            "task": "digits",
+            "table": "Table 9 (digits)",
+            "source": "https://example.org/a",
+            "metrics": {"attack_acc@1": 0.28},
+        }
+    ]
     records = [
         _record("gmi", "none", 0, 0.6, kind="none", paper=paper, examples=example),
         _record("gmi", "none", 1, 0.8, kind="none", paper=paper),
@@ -222,12 +229,17 @@ def test_report_aggregates_ranks_cards_and_provenance(tmp_path):
     # t_{0.975, 1} * s / sqrt(2) = 12.706 * 0.1 = 1.27
     assert "0.7 &plusmn; 1.3" in html
     assert 'src="data:image/png;base64,' + example["png"] in html
-    assert "CelebA, VGG16" in html and "0.28" in html  # the paper's number beside ours
+    assert "Table 9 (digits)" in html and "0.28" in html  # the paper's number beside ours
     assert "0123456789 (dirty)" in html and "abcdef123456" in html and "Test CPU" in html
     payload = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
     section = payload["tasks"][0]
     # gmi's [−0.57, 1.97] overlaps EVIL's 0.1 (one seed): they share rank 1 under "none"
     assert [(r["attack"], r["rank"]) for r in section["attack_ranking"]] == [(EVIL, 1), ("gmi", 1)]
+    # the rankings' paper column: gmi's reported number on this task, none for EVIL
+    assert [r["reported"] and r["reported"]["value"] for r in section["attack_ranking"]] == [
+        None,
+        0.28,
+    ]
     # EVIL failed under tl, so gmi is the only common attack; 0.3 lies inside none's interval
     assert [
         (r["defense"], r["rank"], r["worst_case"], r["common"]) for r in section["defense_ranking"]

@@ -105,3 +105,30 @@ def test_a_metric_carries_its_direction_and_a_defense_its_kind():
     defenses.register("t")(type("T", (Defense,), {"kind": "train"}))
     assert defenses.get("t").defense_kind == "train"
     assert DEFENSES.get("negls").defense_kind == "train"  # inherited from label-smoothing
+
+
+def test_reported_numbers_are_checked_and_kept_for_their_own_task_and_target():
+    from omegaconf import OmegaConf
+
+    from benchmark.check import reported_problems
+    from benchmark.runner import method_settings, reported_for
+
+    entry = {
+        "task": "celeba",
+        "target": "vgg16",
+        "table": "Table 1",
+        "source": "https://arxiv.org/abs/2010.04092",
+        "metrics": {"attack_acc@1": 0.5},
+    }
+    assert reported_problems([entry], "kedmi.yaml") == []
+    bad = [{**entry, "source": "a paper"}, {**entry, "metrics": {"attack_acc@1": "high"}}]
+    problems = reported_problems(bad, "kedmi.yaml")
+    assert len(problems) == 2 and all("needs task, table, source" in p for p in problems)
+    assert "must be a list" in reported_problems({"results": {}}, "kedmi.yaml")[0]
+    method = OmegaConf.create({"name": "kedmi", "lr": 0.02, "reported": [entry]})
+    celeba = OmegaConf.create({"name": "celeba", "target": {"model": "vgg16"}})
+    assert reported_for(method, celeba) == [entry]
+    ir152 = OmegaConf.create({"name": "celeba", "target": {"model": "ir152"}})
+    assert reported_for(method, ir152) == []  # another target: not the paper's protocol
+    assert reported_for(method, OmegaConf.create({"name": "digits"})) == []
+    assert method_settings(method) == {"name": "kedmi", "lr": 0.02}  # outside the config hash
