@@ -2,7 +2,9 @@
 
 CelebA follows GMI / KEDMI / PLG-MI (Zhang et al. CVPR 2020, Sec. 4.1): the 1,000 identities
 with the most images are private (split per identity into train/test), the images of every
-other identity are the public prior data; aligned images are centre-cropped to 108x108 and
+other identity are the public prior data; when KEDMI's split files (``trainset.txt``,
+``testset.txt``, ``ganset.txt``) are under ``<root>/meta/`` they define the split and the class
+order instead, so the published targets' labels line up; aligned images are centre-cropped to 108x108 and
 resized to 64x64. ``task.public=ffhq`` replaces the public data by FFHQ (the cross-distribution
 setting of PLG-MI and PPA). Unaligned ``img_celeba/`` images are detected and cropped with
 facenet-pytorch's MTCNN (its weights ship inside the package) once, then cached.
@@ -233,8 +235,70 @@ class CelebA(ImageTask):
         )
         return cached["images"], labels[cached["kept"].numpy()]
 
+    # KEDMI's split of CelebA (its data/trainset.txt, testset.txt, ganset.txt; LOMMA and PLG-MI
+    # reuse it): private train and test "<file> <label>" lines, labels 0-999 in the published
+    # targets' order, and the public GAN files one per line
+    SPLIT_FILES = ("trainset.txt", "testset.txt", "ganset.txt")
+
+    def split_files(self) -> list[Path] | None:
+        """KEDMI's split files under ``task.root / task.split_folder`` when all three are there."""
+        folder = self.cfg.get("split_folder")
+        if not folder:
+            return None
+        paths = [self.root() / str(folder) / name for name in self.SPLIT_FILES]
+        return paths if all(p.is_file() for p in paths) else None
+
+    def _splits(self) -> dict:
+        files = self.split_files()
+        if files is None or hasattr(self, "_split_cache"):
+            return super()._splits()
+        folder, aligned = self.image_folder()
+        if not aligned:
+            raise MissingDataError(
+                f"KEDMI's split files ({files[0].parent}) name aligned images: put "
+                f"img_align_celeba/ under {self.root()}, or set task.split_folder=null"
+            )
+
+        def listed(path: Path) -> tuple[list[Path], list[int]]:
+            rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+            missing = [r[0] for r in rows if not (folder / r[0]).is_file()]
+            if missing:
+                raise MissingDataError(
+                    f"{path} names {len(missing)} images not in {folder} (e.g. {missing[0]}); "
+                    f"unzip the whole img_align_celeba.zip there"
+                )
+            return [folder / r[0] for r in rows], [int(r[1]) if len(r) > 1 else -1 for r in rows]
+
+        (train, train_y), (test, test_y), (public, _) = (listed(p) for p in files)
+        classes = sorted(set(train_y))
+        if classes != list(range(len(classes))) or not set(test_y) <= set(classes):
+            raise MissingDataError(
+                f"{files[0]}: labels must be 0..K-1 (the published targets' classes) and the "
+                f"test labels among them"
+            )
+        self.cfg["private_identities"] = len(classes)
+        self.cfg["private_classes"] = classes
+        size, crop = int(self.cfg["image_size"]), int(self.cfg["crop"])
+
+        def load(paths: list[Path], kind: str) -> torch.Tensor:
+            return self._cached(paths, kind, lambda: {"images": load_folder(paths, size, crop)})[
+                "images"
+            ]
+
+        self._split_cache = {
+            "train_x": load(train, "kedmi-train"),
+            "train_y": torch.tensor(train_y),
+            "test_x": load(test, "kedmi-test"),
+            "test_y": torch.tensor(test_y),
+            "public_x": self.load_public_images(load(public, "kedmi-public")),
+            "public_y": torch.zeros(len(public), dtype=torch.long),  # unlabelled public data
+        }
+        return self._split_cache
+
     @property
     def num_classes(self) -> int:
+        if self.split_files() is not None:
+            self._splits()  # the split files fix the class count
         return int(self.cfg["private_identities"])
 
     def _cached(self, paths: list[Path], kind: str, build) -> dict[str, torch.Tensor]:

@@ -221,6 +221,28 @@ def test_celeba_aligned_images_are_centre_cropped_and_ffhq_replaces_the_public_s
 
 
 @needs_shared_data
+def test_celeba_follows_kedmi_split_files_when_present(workdir, tmp_path):
+    root = _celeba_copy(tmp_path, identities=3, aligned=True)
+    names = sorted(p.name for p in (root / "img_align_celeba").iterdir())
+    meta = root / "meta"
+    meta.mkdir()
+    # KEDMI's layout: "<file> <label>" for the private sets, one file per line for the GAN's
+    (meta / "trainset.txt").write_text("".join(f"{n} {i % 2}\n" for i, n in enumerate(names[:8])))
+    (meta / "testset.txt").write_text(f"{names[8]} 1\n{names[9]} 0\n")
+    (meta / "ganset.txt").write_text("".join(f"{n}\n" for n in names[10:15]))
+    task = _task("task=celeba", f"task.root={root}")
+    split = task._splits()
+    assert task.num_classes == 2  # from the files, not task.private_identities
+    assert split["train_y"].tolist() == [i % 2 for i in range(8)]
+    assert split["test_y"].tolist() == [1, 0] and len(split["public_x"]) == 5
+    seeded = _task("task=celeba", f"task.root={root}", "task.split_folder=null")
+    assert seeded.num_classes == 1000 and len(seeded.cfg["private_classes"]) == 0  # not loaded
+    (meta / "ganset.txt").write_text("999999.jpg\n")
+    with pytest.raises(MissingDataError, match="names 1 images not in .*999999.jpg"):
+        _task("task=celeba", f"task.root={root}")._splits()
+
+
+@needs_shared_data
 def test_celeba_checks_md5_and_names_what_is_missing(workdir, tmp_path):
     root = _celeba_copy(tmp_path, identities=1, aligned=False)
     with open(root / "identity_CelebA.txt", "a") as handle:
