@@ -12,6 +12,15 @@
    with A random augmentations and the max-margin loss L_mm = -l_y + max_{j != y} l_j (Eq. 6).
 3. Attack (Sec. 3.4, Eq. 7): for each identity y, latents z minimise L_mm(T(A(G(z, y))), y)
    with Adam; the reconstructions are G(z*, y). ``identity_loss`` is the hook LOMMA replaces.
+
+Two cGAN architectures (the ``target_prior`` block's ``architecture``, set by the suite's
+``priors``): ``small``, the mini's DCGAN on [z, E(y)] with a spectrally normalised projection
+discriminator, and ``reference``, the published SNGAN (Miyato & Koyama 2018, as PLG-MI's code
+builds it at 64x64): z (128-d here by the suite's z_dim) -> 16 * width x 4 x 4, four residual
+up-blocks with categorical conditional batch norm (a per-class gain and bias) to width x 64 x
+64, batch norm, ReLU, 1x1 conv and tanh; the discriminator an optimised block and four residual
+down-blocks to 16 * width channels, spectrally normalised, summed over space, then
+psi(phi) + <E(y), phi>.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks._image_objectives import freeze, max_margin_loss, random_augment, search_in_budget
-from attacks.gan_prior import Generator, downsampling_layers
+from attacks.gan_prior import Generator, check_architecture, downsampling_layers
 from attacks.gmi import IdentityLoss, OwnTargetGAN
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
@@ -55,14 +64,116 @@ class ProjectionDiscriminator(nn.Module):
         return self.psi(phi).squeeze(1) + (self.embed(labels) * phi).sum(dim=1)
 
 
+class CategoricalBatchNorm(nn.Module):
+    """Batch norm without its own affine; the gain and bias are embeddings of the class."""
+
+    def __init__(self, num_classes: int, features: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(features, affine=False)
+        self.gain = nn.Embedding(num_classes, features)
+        self.bias = nn.Embedding(num_classes, features)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (
+            self.gain(labels)[:, :, None, None] * self.norm(x) + self.bias(labels)[:, :, None, None]
+        )
+
+
+def upsample(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class UpBlock(nn.Module):
+    """The SNGAN generator's residual block: cBN, ReLU, x2 up, 3x3 conv, cBN, ReLU, 3x3 conv;
+    the shortcut upsampled through a 1x1 conv."""
+
+    def __init__(self, features: int, out: int, num_classes: int):
+        super().__init__()
+        self.b1, self.b2 = (
+            CategoricalBatchNorm(num_classes, features),
+            CategoricalBatchNorm(num_classes, out),
+        )
+        self.c1, self.c2 = nn.Conv2d(features, out, 3, 1, 1), nn.Conv2d(out, out, 3, 1, 1)
+        self.c_sc = nn.Conv2d(features, out, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.c1(upsample(F.relu(self.b1(x, labels))))
+        return self.c_sc(upsample(x)) + self.c2(F.relu(self.b2(h, labels)))
+
+
+class ResNetConditionalGenerator(nn.Module):
+    def __init__(self, z_dim: int, num_classes: int, width: int = 64):
+        super().__init__()
+        self.width = width
+        self.project = nn.Linear(z_dim, 16 * width * 4 * 4)
+        widths = [16 * width, 8 * width, 4 * width, 2 * width, width]
+        self.blocks = nn.ModuleList(UpBlock(a, b, num_classes) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Sequential(
+            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, 3, 1), nn.Tanh()
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.project(z).view(len(z), 16 * self.width, 4, 4)
+        for block in self.blocks:
+            h = block(h, labels)
+        return (self.out(h) + 1) / 2  # the harness's images are in [0, 1]
+
+
+class DownBlock(nn.Module):
+    """The SNGAN discriminator's residual block (``first``: the optimised block, no ReLU before
+    its first conv, pooled shortcut then 1x1 conv); every conv spectrally normalised."""
+
+    def __init__(self, features: int, out: int, first: bool = False):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        self.first = first
+        self.c1, self.c2 = sn(nn.Conv2d(features, out, 3, 1, 1)), sn(nn.Conv2d(out, out, 3, 1, 1))
+        self.c_sc = sn(nn.Conv2d(features, out, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.first:
+            return self.c_sc(F.avg_pool2d(x, 2)) + F.avg_pool2d(self.c2(F.relu(self.c1(x))), 2)
+        residual = self.c2(F.relu(self.c1(F.relu(x))))
+        return F.avg_pool2d(self.c_sc(x), 2) + F.avg_pool2d(residual, 2)
+
+
+class ResNetProjectionDiscriminator(nn.Module):
+    def __init__(self, num_classes: int, width: int = 64):
+        super().__init__()
+        widths = [width, 2 * width, 4 * width, 8 * width, 16 * width]
+        self.blocks = nn.Sequential(
+            DownBlock(3, width, first=True), *(DownBlock(a, b) for a, b in zip(widths, widths[1:]))
+        )
+        self.psi = nn.utils.spectral_norm(nn.Linear(16 * width, 1))
+        self.embed = nn.utils.spectral_norm(nn.Embedding(num_classes, 16 * width))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        phi = F.relu(self.blocks(images * 2 - 1)).sum(dim=(2, 3))
+        return self.psi(phi).squeeze(1) + (self.embed(labels) * phi).sum(dim=1)
+
+
 class PLGMIPrior(nn.Module):
     version = "2"  # 2: pseudo-labels from the target in eval mode
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, z_dim: int, width: int):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        z_dim: int,
+        width: int,
+        architecture: str = "small",
+    ):
         super().__init__()
+        check_architecture(architecture, image_shape)
         channels, size, _ = image_shape
-        self.generator = ConditionalGenerator(z_dim, num_classes, channels, size, width)
-        self.discriminator = ProjectionDiscriminator(channels, size, width, num_classes)
+        if architecture == "reference":
+            self.generator = ResNetConditionalGenerator(z_dim, num_classes, width)
+            self.discriminator = ResNetProjectionDiscriminator(num_classes, width)
+        else:
+            self.generator = ConditionalGenerator(z_dim, num_classes, channels, size, width)
+            self.discriminator = ProjectionDiscriminator(channels, size, width, num_classes)
         self.z_dim = z_dim
 
 

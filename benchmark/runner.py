@@ -433,14 +433,16 @@ def attack_settings(
     the suite fixes every attack prior's training length and minibatch alike, and, in the prior
     blocks that declare an ``architecture``, the suite's ``priors`` (architecture, z_dim, width).
     Checkpoint paths relative to the data root become absolute."""
-    settings = deep_merge(plain(attack_cfg), overrides or {})
+    settings = plain(attack_cfg)
     blocks = [b for b in ("prior", "target_prior") if isinstance(settings.get(b), dict)]
+    for block in blocks:
+        if "architecture" in settings[block]:
+            settings[block].update(priors or {})
+    settings = deep_merge(settings, overrides or {})  # the attack's own entry is the most specific
     for block in blocks:
         for budget_key, setting in PRIOR_BUDGETS.items():
             if budget_key in budget:
                 settings[block][setting] = int(budget[budget_key])
-        if "architecture" in settings[block]:
-            settings[block].update(priors or {})
         checkpoint = settings[block].get("checkpoint")
         if checkpoint and data_root is not None:
             for spec in checkpoint.values():

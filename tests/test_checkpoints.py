@@ -21,6 +21,7 @@ import torchvision
 
 from attacks.gan_prior import GANPrior, ReferenceCritic, ReferenceGenerator, train_wgan_gp
 from attacks.kedmi import KEDMIPrior, MinibatchDiscriminator, train_kedmi_gan
+from attacks.plgmi import PLGMIPrior
 from benchmark.checkpoints import CheckpointError, load_checkpoint
 from benchmark.cli import main
 from benchmark.errors import MissingDataError
@@ -330,8 +331,13 @@ def test_the_paper_suite_writes_the_reference_architecture_into_every_declaring_
     }
     assert suite_method_settings(mini := compose("attack=ppa"), "ppa") == {}
     assert mini.attack.selection_views == 10
-    plgmi = attack_settings(compose("suite=paper", "attack=plgmi").attack, {}, priors, tmp_path)
-    assert "architecture" not in plgmi["target_prior"]  # PLG-MI's SNGAN: not implemented
+    paper_plgmi = compose("suite=paper", "attack=plgmi")
+    plgmi = attack_settings(
+        paper_plgmi.attack, {}, priors, tmp_path, suite_method_settings(paper_plgmi, "plgmi")
+    )
+    # the suite's priors, then the attack's own entry (PLG-MI's z 128) on top
+    assert plgmi["target_prior"]["architecture"] == "reference"
+    assert (plgmi["target_prior"]["z_dim"], plgmi["target_prior"]["width"]) == (128, 64)
     mini = compose("task=digits", "attack=gmi")
     assert suite_priors(mini) == {}
     assert attack_settings(mini.attack, {}, {}, tmp_path)["prior"]["architecture"] == "small"
@@ -352,6 +358,38 @@ def test_the_reference_gans_train_on_64x64_rgb_and_refuse_other_shapes():
         n_critic=2, entropy_weight=1e-4, progress=False,
     )  # fmt: skip
     assert torch.isfinite(torch.tensor(meta["feature_matching_loss"]))
+    plgmi = PLGMIPrior((3, 64, 64), 5, 128, 4, "reference")  # width 4 keeps the test small
+    labels = torch.tensor([0, 3])
+    images = plgmi.generator(torch.randn(2, 128), labels)
+    assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1
+    assert plgmi.discriminator(images, labels).shape == (2,)
+    # conditional batch norm: the class picks the gain, so two classes give two images
+    with torch.no_grad():
+        plgmi.generator.blocks[0].b1.gain.weight[3].mul_(3.0)
+    plgmi.generator.eval()
+    same_z = torch.randn(1, 128).expand(2, -1)
+    pair = plgmi.generator(same_z, labels)
+    assert not torch.allclose(pair[0], pair[1])
+    from types import SimpleNamespace
+
+    from attacks.plgmi import PLGMI
+    from benchmark.context import RunContext
+    from benchmark.methods import plain
+
+    settings = plain(compose("attack=plgmi").attack)
+    settings["target_prior"].update(
+        architecture="reference", z_dim=128, width=4, steps=2, batch_size=4
+    )
+    target = build_image_model("small-cnn", 5, (3, 64, 64), {}).eval()
+    trained = PLGMIPrior((3, 64, 64), 5, 128, 4, "reference")
+    meta = PLGMI(settings, RunContext(progress=False)).train_target_prior(
+        trained,
+        SimpleNamespace(images=public),
+        target,
+        lambda x: torch.softmax(target(x), 1),
+        False,
+    )
+    assert all(torch.isfinite(torch.tensor(v)) for v in meta.values() if isinstance(v, float))
     with pytest.raises(ValueError, match="64x64 RGB.*use architecture small"):
         GANPrior((1, 32, 32), 100, 8, "reference")
 

@@ -126,3 +126,19 @@ def test_a_no_access_baseline_cannot_query_the_model():
     with pytest.raises(PermissionError, match="access 'none'"):
         access(torch.zeros(1, 4))
     assert access.queries == 0
+
+
+def test_a_cell_past_the_suite_forwards_budget_fails_naming_the_budget(workdir, capsys):
+    """KEDMI's GAN labels the public images with the target (its training forwards): under a
+    budget smaller than that the cell fails before its search, and says which budget to raise."""
+    import json
+
+    from benchmark.cli import main
+    from tests.conftest import SMOKE
+
+    overrides = [*SMOKE, "task=digits", "attack=kedmi", "+suite.budgets.digits.forwards=20"]
+    main(["run", *overrides])
+    record = json.loads(next((workdir / "results").rglob("*.json")).read_text())
+    assert record["status"] == "failed"
+    assert "past the suite's white-box budget of 20 forwards" in record["error"]
+    assert "budgets.<task>.forwards" in record["error"]

@@ -54,8 +54,14 @@ POWERED = [
 # the attacks' searches run 300 steps here, not the mini's 100: KEDMI learns a distribution per
 # identity (mu and log-variance from the reference's 0 and 1), which at lr 0.02 has not narrowed
 # in 100 steps (olivetti, seed 0: kedmi 0.133 at 100 steps, 0.3 at 300; the reference runs
-# 1500-2400); every attack of the comparison gets the same steps
-SEARCH = ["suite.budgets.digits.steps=300", "suite.budgets.olivetti.steps=300"]
+# 1500-2400); every attack of the comparison gets the same steps, and the same budget of target
+# forwards raised to fit them (PLG-MI: 2 views x 30 samples x 300 steps + its cGAN's 20,096)
+SEARCH = [
+    "suite.budgets.digits.steps=300",
+    "suite.budgets.olivetti.steps=300",
+    "suite.budgets.digits.forwards=60000",
+    "suite.budgets.olivetti.forwards=60000",
+]
 
 
 def _bench(root, *overrides: str, cache=None, tasks=TASKS) -> dict:
