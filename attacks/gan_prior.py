@@ -21,6 +21,7 @@ Both are trained with the WGAN-GP objective (Gulrajani et al. NeurIPS 2017) as i
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 
 import torch
@@ -176,6 +177,37 @@ class GANPrior(nn.Module):
             self.generator = Generator(z_dim, channels, size, width)
             self.discriminator = Critic(channels, size, width)
         self.z_dim = z_dim
+
+
+class TargetGAN(nn.Module):
+    """A GAN trained with the target (KEDMI's, PLG-MI's): K classes and the two architectures.
+    Subclasses build the generator and discriminator of each architecture."""
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        z_dim: int,
+        width: int,
+        architecture: str = "small",
+    ):
+        super().__init__()
+        check_architecture(architecture, image_shape)
+        self.generator, self.discriminator = self.build(
+            architecture, image_shape, num_classes, z_dim, width
+        )
+        self.z_dim = z_dim
+
+    @abstractmethod
+    def build(
+        self,
+        architecture: str,
+        image_shape: tuple[int, int, int],
+        num_classes: int,
+        z_dim: int,
+        width: int,
+    ) -> tuple[nn.Module, nn.Module]:
+        """The (generator, discriminator) of ``architecture``."""
 
 
 def load_gan_checkpoints(prior: nn.Module, spec: dict) -> dict:

@@ -46,7 +46,7 @@ from attacks._image_objectives import freeze, search_in_budget
 from attacks.gan_prior import (
     Generator,
     ReferenceGenerator,
-    check_architecture,
+    TargetGAN,
     downsampling_layers,
     load_gan_checkpoints,
     reference_down,
@@ -116,27 +116,17 @@ class MinibatchDiscriminator(nn.Module):
         return self.classify(self.features(images))
 
 
-class KEDMIPrior(nn.Module):
+class KEDMIPrior(TargetGAN):
     version = "3"  # 2: soft labels from the target in eval mode; 3: the reference's training
 
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int],
-        num_classes: int,
-        z_dim: int,
-        width: int,
-        architecture: str = "small",
-    ):
-        super().__init__()
-        check_architecture(architecture, image_shape)
-        channels, size, _ = image_shape
+    def build(self, architecture, image_shape, num_classes, z_dim, width):
         if architecture == "reference":
-            self.generator = ReferenceGenerator(z_dim, width)
-            self.discriminator = MinibatchDiscriminator(num_classes, width)
-        else:
-            self.generator = Generator(z_dim, channels, size, width)
-            self.discriminator = ClassDiscriminator(channels, size, width, num_classes)
-        self.z_dim = z_dim
+            return ReferenceGenerator(z_dim, width), MinibatchDiscriminator(num_classes, width)
+        channels, size, _ = image_shape
+        return (
+            Generator(z_dim, channels, size, width),
+            ClassDiscriminator(channels, size, width, num_classes),
+        )
 
 
 def realness(logits: torch.Tensor) -> torch.Tensor:
@@ -292,7 +282,10 @@ class KEDMI(OwnTargetGAN, IdentityLoss, Attack):
         return images.view(identities, per, *victims.image_shape)
 
 
-KEDMI_GAN_SOURCE = "https://github.com/SCccc21/Knowledge-Enriched-DMI (README: the CelebA GAN)"
+KEDMI_GAN_SOURCE = (
+    "https://github.com/SCccc21/Knowledge-Enriched-DMI (README: the GANs' Google Drive folder "
+    "1L3frX-CE4j36pe5vVWuy3SgKGS9kkA70)"
+)
 register_layout(
     CheckpointLayout(
         "kedmi-generator",

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attacks._image_objectives import freeze, max_margin_loss, random_augment, search_in_budget
-from attacks.gan_prior import Generator, check_architecture, downsampling_layers
+from attacks.gan_prior import Generator, TargetGAN, downsampling_layers
 from attacks.gmi import IdentityLoss, OwnTargetGAN
 from benchmark.devices import module_device, to_device
 from benchmark.methods import Attack
@@ -154,27 +154,20 @@ class ResNetProjectionDiscriminator(nn.Module):
         return self.psi(phi).squeeze(1) + (self.embed(labels) * phi).sum(dim=1)
 
 
-class PLGMIPrior(nn.Module):
+class PLGMIPrior(TargetGAN):
     version = "2"  # 2: pseudo-labels from the target in eval mode
 
-    def __init__(
-        self,
-        image_shape: tuple[int, int, int],
-        num_classes: int,
-        z_dim: int,
-        width: int,
-        architecture: str = "small",
-    ):
-        super().__init__()
-        check_architecture(architecture, image_shape)
-        channels, size, _ = image_shape
+    def build(self, architecture, image_shape, num_classes, z_dim, width):
         if architecture == "reference":
-            self.generator = ResNetConditionalGenerator(z_dim, num_classes, width)
-            self.discriminator = ResNetProjectionDiscriminator(num_classes, width)
-        else:
-            self.generator = ConditionalGenerator(z_dim, num_classes, channels, size, width)
-            self.discriminator = ProjectionDiscriminator(channels, size, width, num_classes)
-        self.z_dim = z_dim
+            return (
+                ResNetConditionalGenerator(z_dim, num_classes, width),
+                ResNetProjectionDiscriminator(num_classes, width),
+            )
+        channels, size, _ = image_shape
+        return (
+            ConditionalGenerator(z_dim, num_classes, channels, size, width),
+            ProjectionDiscriminator(channels, size, width, num_classes),
+        )
 
 
 def top_n_pseudo_labels(probs: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -419,7 +419,26 @@ def evolve_backbone_key(depth: int):
     return lambda key: "backbone." + body(key)
 
 
-KEDMI_SOURCE = "https://github.com/SCccc21/Knowledge-Enriched-DMI (README: checkpoints)"
+def evolve_layout(depth: int, use: str, filename: str) -> ClassifierLayout:
+    """face.evoLVe's MS1M backbone file of IR-<depth>: a bare state dict, partial (no head)."""
+    return ClassifierLayout(
+        f"evolve-ir{depth}",
+        f"face.evoLVe's IR-{depth} MS1M backbone (112x112), {use}",
+        f"evolve/{filename}",
+        f"https://github.com/ZhaoJ9014/face.evoLVe (Model Zoo: IR-{depth}, MS-Celeb-1M_Align_112x112)",
+        evolve_backbone_key(depth),
+        nesting=(),
+        prefix="",
+        partial=True,
+        example_key="body.0.res_layer.1.weight",
+        architecture=f"ir{depth}",
+    )
+
+
+KEDMI_SOURCE = (
+    "https://github.com/SCccc21/Knowledge-Enriched-DMI (README: the target checkpoints' Google "
+    "Drive folder 1U4gekn72UX_n1pHdm9GQUQwwYVDvpTfN)"
+)
 for layout in (
     ClassifierLayout(
         "kedmi-vgg16",
@@ -457,30 +476,12 @@ for layout in (
         example_key="module.feature.output_layer.3.weight",
         architecture="ir50",
     ),
-    ClassifierLayout(
-        "evolve-ir50",
-        "face.evoLVe's IR-50 MS1M backbone (112x112), a pretrained initialisation",
-        "evolve/backbone_ir50_ms1m_epoch120.pth",
-        "https://github.com/ZhaoJ9014/face.evoLVe (Model Zoo: IR-50, MS-Celeb-1M_Align_112x112)",
-        evolve_backbone_key(50),
-        nesting=(),
-        prefix="",
-        partial=True,
-        example_key="body.0.res_layer.1.weight",
-        architecture="ir50",
-    ),
-    ClassifierLayout(
-        "evolve-ir152",
-        "face.evoLVe's IR-152 MS1M backbone (112x112), KEDMI's initialisation of its IR-152 "
-        "target (the 112x112 output layer does not fit 64x64 and stays initialised)",
-        "evolve/Backbone_IR_152_Epoch_112_Batch_2547328_Time_2019-07-13-02-59_checkpoint.pth",
-        "https://github.com/ZhaoJ9014/face.evoLVe (Model Zoo: IR-152, MS-Celeb-1M_Align_112x112)",
-        evolve_backbone_key(152),
-        nesting=(),
-        prefix="",
-        partial=True,
-        example_key="body.0.res_layer.1.weight",
-        architecture="ir152",
+    evolve_layout(50, "a pretrained initialisation", "backbone_ir50_ms1m_epoch120.pth"),
+    evolve_layout(
+        152,
+        "KEDMI's initialisation of its IR-152 target (the 112x112 output projection does not fit "
+        "64x64 and stays initialised)",
+        "Backbone_IR_152_Epoch_112_Batch_2547328_Time_2019-07-13-02-59_checkpoint.pth",
     ),
 ):
     register_layout(layout)
