@@ -17,7 +17,10 @@ when there is one):
 It prints seconds per identity and the peak memory of each phase (GPU memory allocated on a
 GPU, the process's resident memory on the CPU) and writes them as JSON under
 ``<results>/perf/``. With fewer ``--steps`` than the suite's, the seconds are also projected to
-the suite's steps, and said to be projected. On a CPU, try ``--identities 10 --steps 5``.
+the suite's steps, and said to be projected. On a CPU, try ``--identities 10 --steps 5``
+(and ``--prior-batch-size 8`` for a quick look: the paper's reference GANs at its minibatch of
+64 take 6 s (GMI) and 21 s (PLG-MI) per update on 2 CPU cores; figures taken at another
+minibatch say so and are not the paper's GAN cost).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def cell_cost(
     steps: int,
     prior_steps: int,
     public_images: int,
+    prior_batch_size: int | None = None,
 ) -> dict:
     """Time one attack's GAN training and latent search at the paper suite's shapes."""
     cfg = compose_config([f"attack={name}", "task=celeba", "suite=paper", "progress=false"])
@@ -83,15 +87,23 @@ def cell_cost(
     def probabilities(images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(target(images), dim=-1)
 
+    batches: dict[str, int] = {}  # each GAN's minibatch, as timed
+
+    def set_updates(block: str, updates: int) -> None:
+        attack.cfg[block]["steps"] = updates
+        if prior_batch_size is not None:
+            attack.cfg[block]["batch_size"] = prior_batch_size
+        batches[block] = int(attack.cfg[block]["batch_size"])
+
     def train_gans(updates: int) -> tuple[PeakMemory, torch.nn.Module | None, dict]:
         prior, gans = attack.build_prior(task), attack.build_target_prior(task, target)
         with PeakMemory(device=device) as cost:
             if prior is not None:
-                attack.cfg["prior"]["steps"] = updates
+                set_updates("prior", updates)
                 prior = prior.to(device)
                 attack.train_prior(prior, public, progress=False)
             for block, module in gans.items():
-                attack.cfg[block]["steps"] = updates
+                set_updates(block, updates)
                 gans[block] = module.to(device)
                 attack.train_target_prior(
                     gans[block], public, target, probabilities, progress=False
@@ -147,6 +159,8 @@ def cell_cost(
         "paper_steps": paper_steps,
         "search_peak_mb": peak_mb(search),
         "prior_steps": prior_steps,
+        "prior_batch_sizes": batches,
+        "prior_batch_is_the_papers": prior_batch_size is None,
         "prior_seconds_per_update": round(per_update, 5),
         "prior_fixed_seconds": round(fixed, 3),
         "prior_seconds_at_paper_steps": round(fixed + per_update * paper_prior_steps, 1),
@@ -181,6 +195,12 @@ def report_lines(figures: dict) -> list[str]:
             f"{row['prior_steps']} updates + {row['prior_fixed_seconds']:.2f} s once; the "
             f"paper's {row['paper_prior_steps']} updates: {row['prior_seconds_at_paper_steps']:.0f}"
             f" s, projected; peak {row['prior_peak_mb']:.0f} MB"
+            + (
+                ""
+                if row["prior_batch_is_the_papers"]
+                else f" (minibatch {sorted(set(row['prior_batch_sizes'].values()))}, not the "
+                "paper's: the GAN figures are not its cost)"
+            )
         )
     return lines
 
@@ -214,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--public-images", type=int, default=4096)
     parser.add_argument(
+        "--prior-batch-size",
+        type=int,
+        default=None,
+        help="the GANs' minibatch while timed (default: each attack's own, the paper's 64); "
+        "smaller for a quick check on a CPU, where its figures are not the paper's",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -227,8 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     budget = compose_config(["task=celeba", "suite=paper"]).suite.budgets.celeba
     identities = args.identities or int(budget["identities"])
     steps = args.steps or int(budget["steps"])
-    if min(identities, steps, args.prior_steps, args.public_images) < 1:
-        parser.error("--identities, --steps, --prior-steps and --public-images must be >= 1")
+    if min(identities, steps, args.prior_steps, args.public_images, args.prior_batch_size or 1) < 1:
+        parser.error(
+            "--identities, --steps, --prior-steps, --public-images and --prior-batch-size "
+            "must be >= 1"
+        )
     try:
         device = resolve_device(args.device)
         amp = resolve_amp(args.amp, device)
@@ -251,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 steps=steps,
                 prior_steps=args.prior_steps,
                 public_images=args.public_images,
+                prior_batch_size=args.prior_batch_size,
             )
             for name in args.attacks.split(",")
         ],

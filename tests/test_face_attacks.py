@@ -88,16 +88,18 @@ def records(faces_root):
 
 
 @pytest.fixture(scope="module")
-def deepinversion_ablation(faces_root, records, tmp_path_factory):
-    """DeepInversion without R_feature (the cached targets of ``records``)."""
-    return _bench(
-        tmp_path_factory.mktemp("ablation"),
-        "attack=deepinversion",
-        "defense=none",
-        "attack.r_feature=0",
-        *SEARCH,
-        cache=faces_root / "cache",
+def deepinversion_seeds(faces_root, records, tmp_path_factory):
+    """DeepInversion with R_feature at seeds 1-2 (seed 0 is in ``records``) and without it at
+    seeds 0-2 (its ablation), on the cached targets of ``records``."""
+    root = tmp_path_factory.mktemp("ablation")
+    seeds = f"seed={','.join(map(str, SEEDS))}"
+    common = ("attack=deepinversion", "defense=none", *SEARCH)
+    with_statistics = _bench(root / "with", *common, "seed=1,2", cache=faces_root / "cache")
+    with_statistics.update({key: r for key, r in records.items() if key[1] == "deepinversion"})
+    without = _bench(
+        root / "without", *common, seeds, "attack.r_feature=0", cache=faces_root / "cache"
     )
+    return with_statistics, without
 
 
 @pytest.fixture(scope="module")
@@ -153,17 +155,20 @@ def test_lomma_raises_gmi(records, task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_deepinversion_statistics_bring_reconstructions_closer_than_its_ablation(
-    records, deepinversion_ablation, task
+    deepinversion_seeds, task
 ):
     """Yin et al.'s claim (Sec. 3.2): matching the target's batch-norm statistics restores the
-    training distribution. Measured: knn_dist 60.2 vs 71.2 (digits), 333 vs 585 (olivetti)."""
+    training distribution. Compared as the mean knn_dist over seeds 0-2: one seed does not
+    decide it (digits, seed 0: 30.9 with R_feature, 26.6 without; seeds 1-2: 28.1 vs 56.9 and
+    39.9 vs 78.9). Measured means: 32.9 vs 54.1 (digits), 200 vs 412 (olivetti)."""
 
-    def distance(record: dict) -> float:
-        return record["metrics"]["knn_dist"]["value"]
+    def distance(records: dict) -> float:
+        values = [records[(task, "deepinversion", "none", seed)]["metrics"] for seed in SEEDS]
+        return sum(m["knn_dist"]["value"] for m in values) / len(values)
 
-    with_statistics = records[(task, "deepinversion", "none", 0)]
-    without = deepinversion_ablation[(task, "deepinversion", "none", 0)]
-    assert without["config"]["attack"]["r_feature"] == 0
+    with_statistics, without = deepinversion_seeds
+    assert all(r["config"]["attack"]["r_feature"] == 0 for r in without.values())
+    assert all(r["config"]["attack"]["r_feature"] > 0 for r in with_statistics.values())
     assert distance(with_statistics) < 0.9 * distance(without)
 
 
