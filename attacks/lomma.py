@@ -135,8 +135,19 @@ class LOMMA:
         settings = self.cfg["lomma"]
         device = module_device(model)
         images = to_device(public.images, device)
-        model.p_reg.copy_(predict_in_batches(target.features, images).mean(dim=0))
-        soft = predict_in_batches(teacher, images)
+        # one counted forward per public image gives both the soft labels and p_reg: the
+        # target's features are read at its head's input, never through target.features,
+        # which would run the target uncounted (issue 21: every target forward is counted)
+        features: list[torch.Tensor] = []
+
+        def teach(batch: torch.Tensor) -> torch.Tensor:
+            with captured_input(target.head) as box:
+                soft = teacher(batch)
+            features.append(box["value"])
+            return soft
+
+        soft = predict_in_batches(teach, images)
+        model.p_reg.copy_(torch.cat(features).mean(dim=0))
         for i, student in enumerate(model.students):
             meta[f"student{i}_kd_loss"] = distil(
                 student,

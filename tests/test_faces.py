@@ -337,6 +337,58 @@ def test_every_image_attack_against_every_image_defense_runs(workdir, capsys):
     assert trainings.count("prior") == 1  # the public GMI prior, shared by gmi, ppa, lomma-gmi
 
 
+def test_lomma_reads_the_targets_features_only_through_counted_forwards():
+    """LOMMA's p_reg (the mean of the target's features on the public images, Eq. 7) comes from
+    the counted forwards that give its students' soft labels: one per public image, and no
+    call of the target's ``features`` outside a counted forward (it once ran the target over the
+    public set uncounted)."""
+    from types import SimpleNamespace
+
+    from benchmark.access import ForwardCounter
+    from benchmark.context import RunContext
+    from benchmark.methods import TaskView
+    from benchmark.registry import ATTACKS, load_all
+    from benchmark.runner import attack_settings
+
+    load_all()
+    cfg = compose("attack=lomma-gmi", "task=digits", "++attack.lomma.student_epochs=1")
+    attack = ATTACKS.get("lomma-gmi").obj(
+        attack_settings(cfg.attack, dict(cfg.suite.budgets.digits)), RunContext(progress=False)
+    )
+    shape, classes = (1, 16, 16), 5
+    torch.manual_seed(0)
+    target = build_image_model("test_resnet", classes, shape, {}).eval()
+    depth, uncounted = [0], []  # nesting of target forwards; features() run outside one
+
+    def enter(module, inputs):
+        depth[0] += 1
+
+    def leave(module, inputs, output):
+        depth[0] -= 1
+
+    target.register_forward_pre_hook(enter)
+    target.register_forward_hook(leave)
+    features = target.features
+
+    def watched_features(images: torch.Tensor) -> torch.Tensor:
+        if not depth[0]:
+            uncounted.append(len(images))
+        return features(images)
+
+    target.features = watched_features
+    public = SimpleNamespace(images=torch.rand(40, *shape))
+    students = attack.build_target_prior(TaskView("image", shape, classes), target)["lomma"]
+    counter = ForwardCounter(target)
+    attack.train_target_prior(
+        students, public, target, lambda x: torch.softmax(target(x), -1), progress=False
+    )
+    counter.close()
+    assert uncounted == [] and counter.rows == len(public.images)
+    with torch.no_grad():
+        expected = features(public.images).mean(dim=0)
+    torch.testing.assert_close(students.p_reg, expected)
+
+
 BLACK_BOX = ["mirror-b", "rlbmi", "c2fmi", "brepmi", "lokt"]
 
 
