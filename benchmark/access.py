@@ -24,6 +24,7 @@ globals). ``invbench check`` also scans an attack's source for those introspecti
 from __future__ import annotations
 
 import contextvars
+import inspect
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,10 +147,12 @@ def sealed_target(target: torch.nn.Module, access: str) -> Iterator[None]:
             )
 
     handle = target.register_forward_pre_hook(guard)
+    partial = PartialForwards(target, lambda rows: guard(target, ()))
     try:
         yield
     finally:
         handle.remove()
+        partial.close()
 
 
 class NoAccess:
@@ -162,9 +165,59 @@ class NoAccess:
         raise PermissionError("this attack declared access 'none' and may not query the model")
 
 
+class PartialForwards:
+    """The target's methods that run part of its forward (an image target's ``features``, a
+    graph target's ``hidden``), watched while open: a call made outside the target's own
+    forward runs the target as that forward would, so ``on_call(rows)`` sees it first (rows of
+    its first tensor argument, as :class:`ForwardCounter` counts a forward). Calls inside a
+    forward are part of that forward and pass unseen."""
+
+    METHODS = ("features", "hidden")
+
+    def __init__(self, model: torch.nn.Module, on_call: Callable[[int], None]):
+        self._model, self._depth, self._saved = model, 0, {}
+        self._hooks = [
+            model.register_forward_pre_hook(self._enter),
+            model.register_forward_hook(self._leave, always_call=True),
+        ]
+        for name in self.METHODS:
+            method = getattr(model, name, None)
+            if inspect.ismethod(method) or callable(model.__dict__.get(name)):
+                self._saved[name] = model.__dict__.get(name)  # an instance override, if any
+                object.__setattr__(model, name, self._watched(method, on_call))
+
+    def _enter(self, module: torch.nn.Module, inputs: tuple) -> None:
+        self._depth += 1
+
+    def _leave(self, module: torch.nn.Module, inputs: tuple, output: Any) -> None:
+        self._depth -= 1
+
+    def _watched(self, method: Callable, on_call: Callable[[int], None]) -> Callable:
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            if not self._depth:
+                first = next(
+                    (a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None
+                )
+                on_call(int(first.shape[0]) if first is not None and first.dim() else 1)
+            return method(*args, **kwargs)
+
+        return watched
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        for name, saved in self._saved.items():
+            if saved is None:
+                self._model.__dict__.pop(name, None)
+            else:
+                object.__setattr__(self._model, name, saved)
+        self._saved = {}
+
+
 class ForwardCounter:
     """Counts the target's forwards while open: one per row of each batch, passed positionally
-    or by keyword (a language model's ``input_ids`` or ``inputs_embeds``).
+    or by keyword (a language model's ``input_ids`` or ``inputs_embeds``), and the calls of its
+    partial forwards made outside one (:class:`PartialForwards`).
 
     With a ``budget`` (the suite's white-box ``forwards``, the same for every attack of a task)
     the count starts at ``spent`` (the forwards of the attack's GAN and student training, charged
@@ -175,6 +228,8 @@ class ForwardCounter:
         self._rows = 0
         self.budget, self.spent = budget, spent
         self._hook = model.register_forward_hook(self._count, with_kwargs=True)
+        # its features or hidden layer read outside a forward: a forward, counted alike
+        self._partial = PartialForwards(model, self._add)
 
     @property
     def rows(self) -> int:
@@ -199,8 +254,12 @@ class ForwardCounter:
         )
         self.rows += int(first.shape[0]) if isinstance(first, torch.Tensor) else 1
 
+    def _add(self, rows: int) -> None:
+        self.rows += rows
+
     def close(self) -> None:
         self._hook.remove()
+        self._partial.close()
 
 
 class WhiteBoxAccess:

@@ -80,6 +80,12 @@ def test_the_target_runs_only_inside_its_oracle_while_a_black_box_attack_runs():
         with pytest.raises(AccessViolation, match="outside its oracle: access 'scores'"):
             model(torch.zeros(2, 2, 2))
     model(torch.zeros(2, 2, 2))  # disarmed after the attack
+    graph_like = torch.nn.Linear(4, 3)  # a target with a partial forward (graph: hidden)
+    graph_like.hidden = lambda x, edges: (x @ graph_like.weight.T).relu()  # not its forward
+    with sealed_target(graph_like, "label"):
+        with pytest.raises(AccessViolation, match="outside its oracle: access 'label'"):
+            graph_like.hidden(torch.zeros(5, 4), None)
+    assert graph_like.hidden(torch.zeros(5, 4), None).shape == (5, 3)  # restored as it was
     with sealed_target(model, "whitebox"):  # white-box attacks hold the model
         WhiteBoxAccess(model, lambda x: model(x)).model(torch.zeros(1, 2, 2))
 
