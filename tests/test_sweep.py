@@ -298,6 +298,27 @@ def test_failing_methods_give_failed_records_and_the_sweep_goes_on(workdir, faul
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
 
 
+def test_a_white_box_attack_that_raises_still_gives_the_target_back_unwatched(
+    workdir, faulty_attacks, monkeypatch
+):
+    """The forward counter's hook and partial-forward wrappers come off the target when the
+    attack raises, as when it succeeds: a later cell on the same target must not count into, or
+    be stopped by, the failed cell's budget."""
+    from benchmark import access
+
+    closed, close = [], access.WhiteBoxAccess.close
+    monkeypatch.setattr(
+        access.WhiteBoxAccess, "close", lambda self: closed.append(self) or close(self)
+    )
+    main(["run", "task=digits", "attack=gmi", "attack.name=test-raises", "defense=none", *SMOKE])
+    record = next(iter(_records(workdir / "results").values()))
+    assert record["status"] == "failed" and record["error"].startswith("RuntimeError: boom")
+    assert len(closed) == 1
+    target = closed[0].model
+    assert not target._forward_hooks and not target._forward_pre_hooks
+    assert "features" not in vars(target)
+
+
 def _bench_process(workdir: Path, name: str) -> subprocess.Popen:
     env = dict(
         os.environ,
