@@ -165,6 +165,13 @@ class NoAccess:
         raise PermissionError("this attack declared access 'none' and may not query the model")
 
 
+def batch_rows(values) -> int:
+    """The rows of a call's batch: the first tensor among ``values`` (1 when there is none or
+    it is a scalar)."""
+    first = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    return int(first.shape[0]) if first is not None and first.dim() else 1
+
+
 class PartialForwards:
     """The target's methods that run part of its forward (an image target's ``features``, a
     graph target's ``hidden``), watched while open: a call made outside the target's own
@@ -195,10 +202,7 @@ class PartialForwards:
     def _watched(self, method: Callable, on_call: Callable[[int], None]) -> Callable:
         def watched(*args: Any, **kwargs: Any) -> Any:
             if not self._depth:
-                first = next(
-                    (a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None
-                )
-                on_call(int(first.shape[0]) if first is not None and first.dim() else 1)
+                on_call(batch_rows((*args, *kwargs.values())))
             return method(*args, **kwargs)
 
         return watched
@@ -247,12 +251,7 @@ class ForwardCounter:
             )
 
     def _count(self, module: torch.nn.Module, inputs: tuple, kwargs: dict, output: Any) -> None:
-        first = (
-            inputs[0]
-            if inputs
-            else next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
-        )
-        self.rows += int(first.shape[0]) if isinstance(first, torch.Tensor) else 1
+        self.rows += batch_rows(inputs[:1] if inputs else kwargs.values())
 
     def _add(self, rows: int) -> None:
         self.rows += rows
