@@ -198,8 +198,9 @@ def test_every_task_with_a_white_box_attack_caps_its_forwards_above_the_largest_
             continue
         searched = budget.identities * budget.samples_per_identity
         ppa = compose(f"suite={suite}", "attack=ppa")
-        ppa_cfg = attack_settings(ppa.attack, dict(budget), {}, None, {})
-        ppa_cfg.update(suite_method_settings(ppa, "ppa"))
+        ppa_cfg = attack_settings(
+            ppa.attack, dict(budget), {}, None, suite_method_settings(ppa, "ppa")
+        )
         planned_ppa = (
             searched
             * ppa_cfg["candidates_per_sample"]

@@ -344,7 +344,7 @@ def test_lomma_reads_the_targets_features_only_through_counted_forwards():
     public set uncounted)."""
     from types import SimpleNamespace
 
-    from benchmark.access import ForwardCounter
+    from benchmark.access import ForwardCounter, PartialForwards
     from benchmark.context import RunContext
     from benchmark.methods import TaskView
     from benchmark.registry import ATTACKS, load_all
@@ -358,24 +358,8 @@ def test_lomma_reads_the_targets_features_only_through_counted_forwards():
     shape, classes = (1, 16, 16), 5
     torch.manual_seed(0)
     target = build_image_model("test_resnet", classes, shape, {}).eval()
-    depth, uncounted = [0], []  # nesting of target forwards; features() run outside one
-
-    def enter(module, inputs):
-        depth[0] += 1
-
-    def leave(module, inputs, output):
-        depth[0] -= 1
-
-    target.register_forward_pre_hook(enter)
-    target.register_forward_hook(leave)
-    features = target.features
-
-    def watched_features(images: torch.Tensor) -> torch.Tensor:
-        if not depth[0]:
-            uncounted.append(len(images))
-        return features(images)
-
-    target.features = watched_features
+    features, uncounted = target.features, []  # rows of features() run outside a forward
+    watch = PartialForwards(target, uncounted.append)
     public = SimpleNamespace(images=torch.rand(40, *shape))
     students = attack.build_target_prior(TaskView("image", shape, classes), target)["lomma"]
     counter = ForwardCounter(target)
@@ -383,6 +367,7 @@ def test_lomma_reads_the_targets_features_only_through_counted_forwards():
         students, public, target, lambda x: torch.softmax(target(x), -1), progress=False
     )
     counter.close()
+    watch.close()
     assert uncounted == [] and counter.rows == len(public.images)
     with torch.no_grad():
         expected = features(public.images).mean(dim=0)
