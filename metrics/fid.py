@@ -20,6 +20,7 @@ from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
+from metrics._pretrained import load_once
 
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 FID_CITATION = Citation(
@@ -50,15 +51,19 @@ def weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS
 
 
-def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
+def fid_inception():
     from pytorch_fid.inception import InceptionV3
 
-    model = InceptionV3(
+    return InceptionV3(
         [InceptionV3.BLOCK_INDEX_BY_DIM[2048]],
         resize_input=True,
         normalize_input=True,
         use_fid_inception=True,
     ).eval()
+
+
+def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
+    model = load_once(weights_path(), fid_inception)
     features = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):

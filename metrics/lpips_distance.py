@@ -14,6 +14,7 @@ import torch
 
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
+from metrics._pretrained import load_once
 
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
@@ -45,7 +46,7 @@ def nearest_lpips(
     try:
         import lpips
 
-        model = lpips.LPIPS(net="alex", verbose=False).eval()
+        model = load_once(path, lambda: lpips.LPIPS(net="alex", verbose=False).eval())
     except Exception as error:
         return Unavailable(f"LPIPS backbone could not be loaded: {error}")
 

@@ -108,3 +108,25 @@ def test_lpips_without_weights_offline_is_unavailable_never_a_number(hub):
         True,
     )
     assert isinstance(value, Unavailable) and ALEXNET_WEIGHTS in value.reason
+
+
+def test_a_metric_network_is_built_once_per_weights_file_and_a_failure_is_kept(tmp_path):
+    from metrics._pretrained import load_once
+
+    weights, built = tmp_path / "net.pth", []
+
+    def build():
+        built.append(weights.exists())
+        if not weights.exists():
+            raise FileNotFoundError(f"no {weights.name}")
+        return object()
+
+    for _ in range(2):  # a second cell of the same worker neither rebuilds nor retries
+        with pytest.raises(FileNotFoundError, match="no net.pth"):
+            load_once(weights, build)
+    assert built == [False]
+    weights.write_bytes(b"1")  # the file appears: loaded, then kept
+    network = load_once(weights, build)
+    assert load_once(weights, build) is network and built == [False, True]
+    weights.write_bytes(b"22")  # replaced: loaded anew
+    assert load_once(weights, build) is not network and built == [False, True, True]
