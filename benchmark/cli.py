@@ -43,7 +43,7 @@ from benchmark.registry import (
     incompatibility,
     load_all,
 )
-from benchmark.runner import build_task, is_offline, resolve_paths
+from benchmark.runner import build_task, is_offline, resolve_paths, suite_overwritten
 from benchmark.workers import resolve_jobs, threads_per_worker
 
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
@@ -151,7 +151,14 @@ def launching_exactly(cells: list[list[str]]):
                 setattr(BasicSweeper, name, method)
 
 
-def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> None:
+def refuse_overwritten(configs: list[DictConfig], overrides: list[str]) -> None:
+    """Exit 2 before any cell runs where the suite would overwrite an ``attack.`` override."""
+    problems = [message for cfg in configs for message in suite_overwritten(cfg, overrides)]
+    if problems:
+        raise UsageError("\n".join(dict.fromkeys(problems)))
+
+
+def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> list[DictConfig]:
     """Compose the config of each task, attack and defense of the sweep once with the user's
     overrides, so that one that a method's settings lack (``attack.lambda_id=3`` with an
     attack that has no lambda_id) exits 2 with Hydra's hint before any cell runs. Only the
@@ -159,11 +166,17 @@ def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> No
     second, and composing all 37 methods of the mini delayed its first cell by 12 s."""
     first = {key: values[0] for key, values in sweep.items() if key in SWEPT and values}
     touched = {o.lstrip("+~").partition(".")[0] for o in overrides if "." in o.partition("=")[0]}
+    composed = []
     for key in SWEPT:
         if key not in touched:
             continue
         for value in sweep.get(key, [])[1:]:
-            compose_config([*(f"{k}={v}" for k, v in {**first, key: value}.items()), *overrides])
+            composed.append(
+                compose_config(
+                    [*(f"{k}={v}" for k, v in {**first, key: value}.items()), *overrides]
+                )
+            )
+    return composed
 
 
 def run_hydra(argv: list[str]) -> list[dict]:
@@ -191,7 +204,9 @@ def command_run(overrides: list[str]) -> int:
         if key == "suite":
             check_name("suite", values[0], None)
     single = [f"{k}={v[0]}" for k, v in chosen.items()]
-    cfg = compose_config([*single, *[o for o in rest if not o.startswith("hydra")]])
+    settings = [o for o in rest if not o.startswith("hydra")]
+    cfg = compose_config([*single, *settings])
+    refuse_overwritten([cfg], settings)
     build_task(cfg)  # raises MissingDataError before Hydra starts or any record is written
     records = run_hydra([*single, *rest, "show_record=true"])
     return 1 if any(r["status"] != "ok" for r in records) else 0
@@ -276,7 +291,10 @@ def command_bench(overrides: list[str]) -> int:
     if "task" not in chosen:
         tasks = drop_stand_ins(tasks, dict(cfg.suite.get("stand_ins") or {}))
     sweep["task"] = tasks
-    compose_each_method(sweep, [f"suite={suite[0]}", *settings])
+    composed = compose_each_method(sweep, [f"suite={suite[0]}", *settings])
+    if tasks and any(o.lstrip("+~").startswith("attack.") for o in settings):
+        first_cell = [f"suite={suite[0]}", f"task={tasks[0]}", f"attack={sweep['attack'][0]}"]
+        refuse_overwritten([compose_config([*first_cell, *settings]), *composed], settings)
     cells = compatible_cells(sweep)
     total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
     print(

@@ -451,6 +451,57 @@ def attack_settings(
     return settings
 
 
+def suite_overwritten(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """The user's ``attack.<key>=`` overrides that the suite would overwrite in the settings the
+    attack receives (:func:`attack_settings`: its ``attack_settings.<attack>``, its ``priors``
+    and its prior budgets are written over the attack's YAML), each as a message naming the
+    suite's key to set instead. Without this, ``suite=paper attack=gmi attack.lr=0.1`` would
+    run at the suite's lr while the record's config showed 0.1."""
+    asked = [
+        o.lstrip("+~").partition("=")[0].split(".")[1:]
+        for o in overrides
+        if o.lstrip("+~").startswith("attack.") and "=" in o
+    ]
+    if not asked:
+        return []
+    name = str(cfg.attack.name)
+    effective = attack_settings(
+        cfg.attack, suite_budget(cfg), suite_priors(cfg), None, suite_method_settings(cfg, name)
+    )
+    mine, suite = plain(cfg.attack), str(cfg.suite.name)
+    messages = []
+    for path in asked:
+        wanted, got = dotted(mine, path), dotted(effective, path)
+        if wanted != got:
+            key = ".".join(path)
+            where = (
+                f"suite.budgets.{cfg.task.name}.{budget_key}"
+                if (budget_key := prior_budget_key(path)) and budget_key in suite_budget(cfg)
+                else f"suite.attack_settings.{name}.{key}"
+            )
+            messages.append(
+                f"attack.{key}={wanted!r} is overwritten by suite '{suite}' (it sets {got!r} "
+                f"for {name}); set {where} instead"
+            )
+    return messages
+
+
+def dotted(settings, path: list[str]):
+    """``settings[path[0]][path[1]]...``, or None where the path does not reach."""
+    for part in path:
+        if not isinstance(settings, dict) or part not in settings:
+            return None
+        settings = settings[part]
+    return settings
+
+
+def prior_budget_key(path: list[str]) -> str | None:
+    """The suite budget that fixes a prior block's setting (``prior.steps`` -> prior_steps)."""
+    if len(path) == 2 and path[0] in ("prior", "target_prior"):
+        return next((b for b, setting in PRIOR_BUDGETS.items() if setting == path[1]), None)
+    return None
+
+
 def prepare_methods(cell: Cell, task) -> tuple:
     """The cell's defense and attack, and the key every artifact of this task shares."""
     task_entry, attack_entry, defense_entry = cell.entries

@@ -48,6 +48,33 @@ def test_missing_real_data_exits_2_naming_the_files(workdir, capsys, command):
     assert not (workdir / "results").exists()
 
 
+def test_an_attack_setting_the_suite_would_overwrite_is_refused_naming_the_suite_key(
+    workdir, capsys
+):
+    """The suite's attack_settings, priors and prior budgets are written over the attack's YAML;
+    an ``attack.`` override they would overwrite exits 2 before any record, naming the key."""
+    assert main(["run", "suite=paper", "task=celeba", "attack=gmi", "attack.lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "attack.lr=0.1 is overwritten by suite 'paper' (it sets 0.000333 for gmi)" in err
+    assert "suite.attack_settings.gmi.lr" in err
+    assert main(["bench", "task=digits", "attack=gmi,ppa", "attack.prior.steps=50"]) == 2
+    err = capsys.readouterr().err
+    for attack in ("gmi", "ppa"):  # every swept attack, not only the first
+        assert f"(it sets 600 for {attack}); set suite.budgets.digits.prior_steps" in err
+    assert not (workdir / "results").exists()
+
+
+def test_an_attack_setting_the_suite_leaves_alone_is_not_refused():
+    from benchmark.runner import suite_overwritten
+    from tests.conftest import compose
+
+    for overrides in (["attack.lr=0.5"], ["attack.prior.steps=600"], ["task.target.epochs=3"]):
+        cfg = compose("task=digits", "attack=gmi", *overrides)
+        assert suite_overwritten(cfg, overrides) == [], overrides
+    cfg = compose("task=digits", "attack=gmi", "suite=smoke", "++attack.prior.steps=3")
+    assert suite_overwritten(cfg, ["++attack.prior.steps=3"]) == []  # the smoke budget's own
+
+
 def test_bench_skips_real_tasks_whose_data_is_absent(workdir, capsys):
     overrides = [o for o in SMOKE if not o.startswith("suite=")]
     assert main(["bench", "suite=mini", *overrides, "attack=link-steal-0", "defense=none"]) == 0
