@@ -158,7 +158,7 @@ def refuse_overwritten(configs: list[DictConfig], overrides: list[str]) -> None:
         raise UsageError("\n".join(dict.fromkeys(problems)))
 
 
-def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> list[DictConfig]:
+def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> None:
     """Compose the config of each task, attack and defense of the sweep once with the user's
     overrides, so that one that a method's settings lack (``attack.lambda_id=3`` with an
     attack that has no lambda_id) exits 2 with Hydra's hint before any cell runs. Only the
@@ -166,17 +166,11 @@ def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> li
     second, and composing all 37 methods of the mini delayed its first cell by 12 s."""
     first = {key: values[0] for key, values in sweep.items() if key in SWEPT and values}
     touched = {o.lstrip("+~").partition(".")[0] for o in overrides if "." in o.partition("=")[0]}
-    composed = []
     for key in SWEPT:
         if key not in touched:
             continue
         for value in sweep.get(key, [])[1:]:
-            composed.append(
-                compose_config(
-                    [*(f"{k}={v}" for k, v in {**first, key: value}.items()), *overrides]
-                )
-            )
-    return composed
+            compose_config([*(f"{k}={v}" for k, v in {**first, key: value}.items()), *overrides])
 
 
 def run_hydra(argv: list[str]) -> list[dict]:
@@ -291,11 +285,14 @@ def command_bench(overrides: list[str]) -> int:
     if "task" not in chosen:
         tasks = drop_stand_ins(tasks, dict(cfg.suite.get("stand_ins") or {}))
     sweep["task"] = tasks
-    composed = compose_each_method(sweep, [f"suite={suite[0]}", *settings])
-    if tasks and any(o.lstrip("+~").startswith("attack.") for o in settings):
-        first_cell = [f"suite={suite[0]}", f"task={tasks[0]}", f"attack={sweep['attack'][0]}"]
-        refuse_overwritten([compose_config([*first_cell, *settings]), *composed], settings)
+    compose_each_method(sweep, [f"suite={suite[0]}", *settings])
     cells = compatible_cells(sweep)
+    if any(o.lstrip("+~").startswith("attack.") for o in settings):  # one config per pair
+        first_of_each = {(cell[0], cell[1]): cell for cell in reversed(cells)}.values()
+        refuse_overwritten(
+            [compose_config([f"suite={suite[0]}", *cell, *settings]) for cell in first_of_each],
+            settings,
+        )
     total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
     print(
         f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
