@@ -43,7 +43,13 @@ from benchmark.registry import (
     incompatibility,
     load_all,
 )
-from benchmark.runner import build_task, is_offline, resolve_paths, suite_overwritten
+from benchmark.runner import (
+    build_task,
+    is_offline,
+    may_be_overwritten,
+    resolve_paths,
+    suite_overwritten,
+)
 from benchmark.workers import resolve_jobs, threads_per_worker
 
 SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
@@ -287,7 +293,7 @@ def command_bench(overrides: list[str]) -> int:
     sweep["task"] = tasks
     compose_each_method(sweep, [f"suite={suite[0]}", *settings])
     cells = compatible_cells(sweep)
-    if any(o.lstrip("+~").startswith("attack.") for o in settings):  # one config per pair
+    if may_be_overwritten(cfg.suite, tasks, sweep["attack"], settings):  # one config per pair
         first_of_each = {(cell[0], cell[1]): cell for cell in reversed(cells)}.values()
         refuse_overwritten(
             [compose_config([f"suite={suite[0]}", *cell, *settings]) for cell in first_of_each],
