@@ -457,11 +457,7 @@ def suite_overwritten(cfg: DictConfig, overrides: list[str]) -> list[str]:
     and its prior budgets are written over the attack's YAML), each as a message naming the
     suite's key to set instead. Without this, ``suite=paper attack=gmi attack.lr=0.1`` would
     run at the suite's lr while the record's config showed 0.1."""
-    asked = [
-        o.lstrip("+~").partition("=")[0].split(".")[1:]
-        for o in overrides
-        if o.lstrip("+~").startswith("attack.") and "=" in o
-    ]
+    asked = [path for path, _ in attack_overrides(overrides)]
     if not asked:
         return []
     name = str(cfg.attack.name)
@@ -494,15 +490,10 @@ def may_be_overwritten(suite: DictConfig, tasks: list[str], attacks: list[str], 
     budgets = plain(suite.get("budgets")) or {}
     priors = plain(suite.get("priors")) or {}
     settings = plain(suite.get("attack_settings")) or {}
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        path = key.split(".")[1:]
-        if not key.startswith("attack.") or not path:
-            continue
+    for path, value in attack_overrides(overrides):
         budget_key = prior_budget_key(path)
         if budget_key and any(
-            budget_key in budgets.get(t, {}) and str(budgets[t][budget_key]) != value.strip()
-            for t in tasks
+            budget_key in budgets.get(t, {}) and str(budgets[t][budget_key]) != value for t in tasks
         ):
             return True
         if path[0] in ("prior", "target_prior") and len(path) > 1 and path[1] in priors:
@@ -510,6 +501,16 @@ def may_be_overwritten(suite: DictConfig, tasks: list[str], attacks: list[str], 
         if any(dotted(settings.get(a) or {}, path) is not None for a in attacks):
             return True
     return False
+
+
+def attack_overrides(overrides: list[str]) -> list[tuple[list[str], str]]:
+    """The ``attack.<key>=value`` overrides (``+``/``++`` too) as (key path, value)."""
+    out = []
+    for override in overrides:
+        key, sep, value = override.lstrip("+").partition("=")
+        if sep and key.startswith("attack.") and len(key) > len("attack."):
+            out.append((key.split(".")[1:], value.strip()))
+    return out
 
 
 def dotted(settings, path: list[str]):
