@@ -44,9 +44,9 @@ from benchmark.registry import (
     load_all,
 )
 from benchmark.runner import (
+    attack_overrides,
     build_task,
     is_offline,
-    may_be_overwritten,
     resolve_paths,
     suite_overwritten,
 )
@@ -293,7 +293,7 @@ def command_bench(overrides: list[str]) -> int:
     sweep["task"] = tasks
     compose_each_method(sweep, [f"suite={suite[0]}", *settings])
     cells = compatible_cells(sweep)
-    if may_be_overwritten(cfg.suite, tasks, sweep["attack"], settings):  # one config per pair
+    if attack_overrides(settings):  # the first cell of each (task, attack) pair, composed
         first_of_each = {(cell[0], cell[1]): cell for cell in reversed(cells)}.values()
         refuse_overwritten(
             [compose_config([f"suite={suite[0]}", *cell, *settings]) for cell in first_of_each],

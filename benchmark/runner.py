@@ -482,27 +482,6 @@ def suite_overwritten(cfg: DictConfig, overrides: list[str]) -> list[str]:
     return messages
 
 
-def may_be_overwritten(suite: DictConfig, tasks: list[str], attacks: list[str], overrides) -> bool:
-    """Whether any ``attack.`` override could be one that :func:`suite_overwritten` reports,
-    judged from the suite alone (no config composed): a prior block's steps or batch size the
-    budget of a swept task sets to another value, a key of the suite's ``priors``, or a key of
-    a swept attack's ``attack_settings``."""
-    budgets = plain(suite.get("budgets")) or {}
-    priors = plain(suite.get("priors")) or {}
-    settings = plain(suite.get("attack_settings")) or {}
-    for path, value in attack_overrides(overrides):
-        budget_key = prior_budget_key(path)
-        if budget_key and any(
-            budget_key in budgets.get(t, {}) and str(budgets[t][budget_key]) != value for t in tasks
-        ):
-            return True
-        if path[0] in ("prior", "target_prior") and len(path) > 1 and path[1] in priors:
-            return True
-        if any(dotted(settings.get(a) or {}, path) is not None for a in attacks):
-            return True
-    return False
-
-
 def attack_overrides(overrides: list[str]) -> list[tuple[list[str], str]]:
     """The ``attack.<key>=value`` overrides (``+``/``++`` too) as (key path, value)."""
     out = []

@@ -75,19 +75,6 @@ def test_an_attack_setting_the_suite_leaves_alone_is_not_refused():
     assert suite_overwritten(cfg, ["++attack.prior.steps=3"]) == []  # the smoke budget's own
 
 
-def test_bench_composes_for_the_overwrite_check_only_where_the_suite_could_overwrite():
-    from benchmark.runner import may_be_overwritten
-    from tests.conftest import compose
-
-    smoke, mini, paper = (compose(f"suite={name}").suite for name in ("smoke", "mini", "paper"))
-    assert not may_be_overwritten(smoke, ["digits", "records"], ["gmi"], SMOKE)
-    assert may_be_overwritten(mini, ["digits"], ["gmi"], SMOKE)  # 3 against mini's 600
-    assert not may_be_overwritten(mini, ["digits"], ["gmi"], ["attack.lr=0.1"])
-    assert may_be_overwritten(paper, ["celeba"], ["gmi"], ["attack.lr=0.1"])
-    assert not may_be_overwritten(paper, ["celeba"], ["kedmi"], ["attack.lr=0.1"])
-    assert may_be_overwritten(paper, ["celeba"], ["kedmi"], ["attack.target_prior.z_dim=64"])
-
-
 def test_bench_skips_real_tasks_whose_data_is_absent(workdir, capsys):
     overrides = [o for o in SMOKE if not o.startswith("suite=")]
     assert main(["bench", "suite=mini", *overrides, "attack=link-steal-0", "defense=none"]) == 0
