@@ -8,7 +8,7 @@ BROWSER_STAMP := $(VENV)/.browser
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: install bench report list test perf paper-cost clean
+.PHONY: install bench report list docs test perf paper-cost clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ report: $(STAMP)
 
 list: $(STAMP)
 	$(BIN)/invbench list
+
+# the README's tables of tasks, attacks, defenses and metrics, regenerated from the registry and
+# the YAMLs (benchmark/doc_tables.py; tests/test_doc_tables.py fails when they are stale)
+docs: $(STAMP)
+	$(BIN)/python -m benchmark.doc_tables
 
 perf: $(STAMP)
 	$(BIN)/python -m benchmark.perf $(ARGS)
