@@ -50,6 +50,7 @@ from benchmark.provenance import environment, git_state
 from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, incompatibility, load_all
 from benchmark.results import SCHEMA_VERSION, read_record, record_path, write_record
 from benchmark.seeding import derive_seed, seed_everything
+from metrics.units import UnitScores
 
 log = logging.getLogger("invbench")
 
@@ -109,11 +110,14 @@ def _metric_values(values: dict, higher_is_better: dict[str, bool]) -> dict:
                 "higher_is_better": higher_is_better.get(name, True),
             }
             continue
-        value = float(value)
+        units = value.units if isinstance(value, UnitScores) else None
+        value = float(value.value if isinstance(value, UnitScores) else value)
         out[name] = {
             "value": value if math.isfinite(value) else None,
             "higher_is_better": higher_is_better.get(name, True),
         }
+        if units is not None and math.isfinite(value):
+            out[name]["units"] = units  # what the leaderboard's bootstrap resamples
     return out
 
 

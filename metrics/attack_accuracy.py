@@ -15,15 +15,20 @@ GMI = Citation(
 )
 
 
-def attack_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
-    """Top-k accuracy: mean over reconstructions of 1[target class in the evaluator's top k].
+def attack_hits(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """1[target class in the evaluator's top k] per reconstruction, as floats [N].
 
     ``logits`` is [N, C] from the evaluation model on the reconstructions, ``targets`` [N] the
     attacked classes. With k >= C every reconstruction counts as correct.
     """
     k = min(k, logits.shape[1])
     topk = logits.topk(k, dim=1).indices
-    return (topk == targets[:, None]).any(dim=1).float().mean().item()
+    return (topk == targets[:, None]).any(dim=1).float()
+
+
+def attack_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
+    """Top-k accuracy: the mean over reconstructions of :func:`attack_hits`."""
+    return attack_hits(logits, targets, k).mean().item()
 
 
 register_metric("attack_acc@1", higher_is_better=True, modalities=("image",), citation=GMI)(

@@ -34,8 +34,13 @@ def bleu_signature() -> str:
     "bleu", higher_is_better=True, modalities=("text", "embedding"), citation=LM_INVERSION
 )
 def mean_sentence_bleu(predictions: list[str], references: list[str]) -> float:
-    scores = [_SENTENCE_BLEU.sentence_score(p, [r]).score for p, r in zip(predictions, references)]
+    scores = sentence_bleu_scores(predictions, references)
     return sum(scores) / len(scores)
+
+
+def sentence_bleu_scores(predictions: list[str], references: list[str]) -> list[float]:
+    """Sentence-level BLEU per prompt."""
+    return [_SENTENCE_BLEU.sentence_score(p, [r]).score for p, r in zip(predictions, references)]
 
 
 def _set_f1(prediction: str, reference: str) -> float:
@@ -51,14 +56,24 @@ def _set_f1(prediction: str, reference: str) -> float:
     "token_f1", higher_is_better=True, modalities=("text", "embedding"), citation=LM_INVERSION
 )
 def token_set_f1(predictions: list[str], references: list[str]) -> float:
-    return sum(map(_set_f1, predictions, references)) / len(predictions)
+    return sum(token_set_f1s(predictions, references)) / len(predictions)
+
+
+def token_set_f1s(predictions: list[str], references: list[str]) -> list[float]:
+    """Token-set F1 per prompt."""
+    return list(map(_set_f1, predictions, references))
 
 
 @register_metric(
     "exact_match", higher_is_better=True, modalities=("text", "embedding"), citation=LM_INVERSION
 )
 def exact_match(predictions: list[str], references: list[str]) -> float:
-    return sum(p.strip() == r.strip() for p, r in zip(predictions, references)) / len(predictions)
+    return sum(exact_matches(predictions, references)) / len(predictions)
+
+
+def exact_matches(predictions: list[str], references: list[str]) -> list[float]:
+    """1.0 per prompt reconstructed exactly (after stripping whitespace), else 0.0."""
+    return [float(p.strip() == r.strip()) for p, r in zip(predictions, references)]
 
 
 @register_metric(
@@ -70,7 +85,24 @@ def exact_match(predictions: list[str], references: list[str]) -> float:
 def fields_recovered(predictions: list[str], fields: list[dict[str, str]]) -> float:
     found = total = 0
     for prediction, values in zip(predictions, fields):
-        for value in values.values():
-            total += 1
-            found += re.search(rf"(?<!\w){re.escape(value)}(?!\w)", prediction) is not None
+        total += len(values)
+        found += _fields_found(prediction, values)
     return found / total
+
+
+def fields_recovered_per_prompt(
+    predictions: list[str], fields: list[dict[str, str]]
+) -> list[float]:
+    """The share of each prompt's fields its reconstruction recovers (their mean is
+    ``fields_recovered`` when every prompt holds as many fields, as in the records and
+    embeddings tasks: a first and a last name)."""
+    return [
+        _fields_found(p, values) / max(len(values), 1) for p, values in zip(predictions, fields)
+    ]
+
+
+def _fields_found(prediction: str, values: dict[str, str]) -> int:
+    return sum(
+        re.search(rf"(?<!\w){re.escape(value)}(?!\w)", prediction) is not None
+        for value in values.values()
+    )

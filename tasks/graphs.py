@@ -40,6 +40,7 @@ from metrics.edge_ranking import (
     edge_average_precision,
     sample_non_edges,
 )
+from metrics.units import unit_auc
 from tasks.graph_models import build_gnn, training_features
 from tasks.training import accuracy
 
@@ -288,7 +289,7 @@ class GraphTask(Task):
         pos = scores[positives[:, 0], positives[:, 1]]
         neg = scores[negatives[:, 0], negatives[:, 1]]
         return {
-            "auc": edge_auc(pos, neg),
+            "auc": unit_auc(pos, neg, edge_auc(pos, neg)),
             "ap": edge_average_precision(pos, neg),
             "auc_all_pairs": edge_auc_all_pairs(scores, positives),
         }

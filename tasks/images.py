@@ -25,10 +25,11 @@ from benchmark.examples import EXAMPLE_IDENTITIES, image_pairs
 from benchmark.methods import Defense, Task, TaskView
 from benchmark.registry import Citation, register_task
 from benchmark.seeding import derive_seed
-from metrics.attack_accuracy import attack_accuracy
+from metrics.attack_accuracy import attack_hits
 from metrics.fid import fid
-from metrics.knn_distance import knn_feature_distance
+from metrics.knn_distance import knn_feature_distances
 from metrics.lpips_distance import nearest_lpips
+from metrics.units import unit_mean
 from tasks.face_models import (
     build_image_model,
     checkpoint_layout_of,
@@ -276,15 +277,25 @@ class ImageTask(Task):
         logits = predict_in_batches(evaluator, images, device=device).cpu()
         split = self._splits()
         attacked = torch.isin(split["train_y"], victims.classes)
+        per_identity = (len(victims.classes), victims.per_class)
+        scores = {
+            "attack_acc@1": unit_mean(
+                attack_hits(logits, labels, 1).view(per_identity).mean(1), "identities"
+            )
+        }
+        if self.num_classes > 5:  # with 5 classes or fewer every reconstruction is in the top 5
+            scores["attack_acc@5"] = unit_mean(
+                attack_hits(logits, labels, 5).view(per_identity).mean(1), "identities"
+            )
+        distances = knn_feature_distances(
+            predict_in_batches(evaluator.features, images, device=device).cpu(),
+            labels,
+            predict_in_batches(evaluator.features, split["train_x"], device=device).cpu(),
+            split["train_y"],
+        )
         return {
-            "attack_acc@1": attack_accuracy(logits, labels, 1),
-            "attack_acc@5": attack_accuracy(logits, labels, 5),
-            "knn_dist": knn_feature_distance(
-                predict_in_batches(evaluator.features, images, device=device).cpu(),
-                labels,
-                predict_in_batches(evaluator.features, split["train_x"], device=device).cpu(),
-                split["train_y"],
-            ),
+            **scores,
+            "knn_dist": unit_mean(distances.view(per_identity).mean(1), "identities"),
             "fid": fid(images, split["train_x"][attacked], self.offline),
             "lpips": nearest_lpips(
                 images, labels, split["train_x"], split["train_y"], self.offline

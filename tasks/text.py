@@ -45,11 +45,13 @@ from benchmark.seeding import derive_seed
 from metrics.kl_divergence import kl_divergence
 from metrics.text_overlap import (
     LM_INVERSION,
-    exact_match,
+    exact_matches,
     fields_recovered,
-    mean_sentence_bleu,
-    token_set_f1,
+    fields_recovered_per_prompt,
+    sentence_bleu_scores,
+    token_set_f1s,
 )
+from metrics.units import UnitScores, unit_mean
 
 GPT2_TOKENIZER_FILES = ("vocab.json", "merges.txt")
 EOS = "<|endoftext|>"
@@ -141,12 +143,15 @@ def prompt_scores(
     """BLEU, token F1 and exact match against the secrets (Morris et al.'s conventions), and
     the fraction of private ``fields`` recovered when the task names them."""
     scores = {
-        "bleu": mean_sentence_bleu(recon, secrets),
-        "token_f1": token_set_f1(recon, secrets),
-        "exact_match": exact_match(recon, secrets),
+        "bleu": unit_mean(sentence_bleu_scores(recon, secrets), "prompts"),
+        "token_f1": unit_mean(token_set_f1s(recon, secrets), "prompts"),
+        "exact_match": unit_mean(exact_matches(recon, secrets), "prompts"),
     }
     if fields is not None:
-        scores["fields_recovered"] = fields_recovered(recon, fields)
+        scores["fields_recovered"] = UnitScores(
+            fields_recovered(recon, fields),
+            unit_mean(fields_recovered_per_prompt(recon, fields), "prompts").units,
+        )
     return scores
 
 
