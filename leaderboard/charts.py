@@ -1,12 +1,15 @@
-"""Inline SVG charts for the leaderboard page (no library, no network): every text is escaped.
+"""Inline SVG charts for the leaderboard page (no network): every text is escaped.
 
-- :func:`privacy_utility_chart`: one point per defense, utility on x, the worst-case attack's
-  success on y, coloured by defense kind, with a legend and axis labels.
-- :func:`roc_chart`: one ROC curve per attack (graph tasks), with the chance diagonal.
+- :func:`privacy_utility_chart` (matplotlib): one point per defense, its utility cost on x, the
+  worst-case attack's success on y with its 95% interval as an error bar, coloured by defense
+  kind, the task's no-query floor as a dashed line, and labels that do not collide.
+- :func:`roc_chart` (hand-written SVG polylines): one ROC curve per attack (graph tasks), with
+  the chance diagonal.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -119,58 +122,139 @@ def _svg(parts: list[str], label: str) -> Markup:
     )
 
 
-def _free_label_spot(
-    x0: float, y0: float, width: float, placed: list[tuple[float, float, float]]
-) -> tuple[float, float]:
-    """The first of y0, y0 + 11, y0 - 11, y0 + 22, ... where a label of ``width`` overlaps no
-    label already ``placed`` (x, y, width); records the spot. Labels are 11 px high."""
-    for shift in [0] + [sign * 11 * k for k in range(1, 12) for sign in (1, -1)]:
-        y = y0 + shift
-        if all(abs(y - py) >= 11 or x0 + width <= px or px + pw <= x0 for px, py, pw in placed):
-            placed.append((x0, y, width))
-            return x0, y
-    placed.append((x0, y0, width))
-    return x0, y0
+def privacy_utility_chart(
+    points: list[dict],
+    metric: str,
+    higher_is_stronger: bool,
+    floor: float | None = None,
+    salt: str = "",
+) -> Markup:
+    """The trade-off of a task's defenses, drawn with matplotlib as an inline SVG.
 
-
-def privacy_utility_chart(points: list[dict], metric: str, higher_is_stronger: bool) -> Markup:
-    """``points``: dicts with defense, kind, utility and worst_case (defenses lacking either
-    value are left out)."""
-    shown = [p for p in points if p.get("utility") is not None and p.get("worst_case") is not None]
-    title = f"Privacy-utility: utility against the worst-case {metric}"
+    ``points``: dicts with defense, kind, utility_cost (the drop of the target's test accuracy
+    against no defense), worst_case and its interval ends low and high (None: no interval);
+    defenses lacking a cost or a worst case are left out. ``floor``: the no-query floor attack's
+    success, drawn as a dashed line. ``salt`` makes the SVG's ids unique on a page of several
+    charts. Labels are placed beside their point where they overlap no label placed before."""
+    shown = [
+        p for p in points if p.get("utility_cost") is not None and p.get("worst_case") is not None
+    ]
     if not shown:
         return Markup("")
-    x = Axis.fit([p["utility"] for p in shown], LEFT, WIDTH - RIGHT)
-    y = Axis.fit([p["worst_case"] for p in shown], HEIGHT - BOTTOM, TOP)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     direction = "higher" if higher_is_stronger else "lower"
-    parts = _frame(
-        x,
-        y,
-        "utility: the defended target's test accuracy",
-        f"worst-case {metric} ({direction} is weaker privacy)",
-        title,
-    )
-    placed: list[tuple[float, float, float]] = []
-    for point in sorted(shown, key=lambda p: (p["utility"], p["worst_case"])):
-        px, py = x(point["utility"]), y(point["worst_case"])
-        colour = KIND_COLOURS.get(point["kind"], "#000")
-        label_x, label_y = _free_label_spot(px + 7, py - 6, 6.0 * len(point["defense"]), placed)
-        parts.append(
-            f'<g class="point"><circle cx="{px:.1f}" cy="{py:.1f}" r="5" '
-            f'fill="{colour}"><title>{escape(point["defense"])}: utility '
-            f"{point['utility']:.4g}, worst case {point['worst_case']:.4g}</title>"
-            f'</circle><text x="{label_x:.1f}" y="{label_y:.1f}" font-size="10">'
-            f"{escape(point['defense'])}</text></g>"
-        )
+    title = f"Privacy-utility: utility cost against the worst-case {metric}"
+    settings = {
+        "svg.fonttype": "none",  # text stays text (escaped, searchable), not glyph paths
+        "svg.hashsalt": f"invbench-{salt}",
+        "text.parse_math": False,  # a "$" in a method name is a dollar sign
+        "font.size": 9,
+        "font.family": "sans-serif",
+    }
+    with plt.rc_context(settings):
+        figure, axes = plt.subplots(figsize=(6.2, 4.3), layout="constrained")
+        try:
+            for kind in _kinds(shown):
+                group = [p for p in shown if p["kind"] == kind]
+                below = [p["worst_case"] - _or(p.get("low"), p["worst_case"]) for p in group]
+                above = [_or(p.get("high"), p["worst_case"]) - p["worst_case"] for p in group]
+                points = axes.errorbar(
+                    [p["utility_cost"] for p in group],
+                    [p["worst_case"] for p in group],
+                    yerr=[below, above],
+                    fmt="o",
+                    color=KIND_COLOURS.get(kind, "#000"),
+                    ecolor=KIND_COLOURS.get(kind, "#000"),
+                    elinewidth=1,
+                    capsize=3,
+                    label=f"defense kind: {kind}",
+                )
+                points.lines[0].set_gid(f"points-{salt}-{kind}")
+            if floor is not None:
+                axes.axhline(floor, color="#888", linestyle="--", linewidth=1, label="floor")
+            _fit_axes(axes, shown, floor)
+            _place_labels(figure, axes, shown)
+            axes.set_xlabel("utility cost: drop of the target's test accuracy against no defense")
+            axes.set_ylabel(f"worst-case {metric}\n({direction} is weaker privacy)")
+            axes.grid(True, color="#eee", linewidth=0.8)
+            figure.legend(loc="outside lower center", ncols=4, frameon=False)
+            buffer = io.StringIO()
+            figure.savefig(buffer, format="svg", metadata={"Date": None, "Title": title})
+        finally:
+            plt.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{escape(title)}" ', 1))
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _kinds(points: list[dict]) -> list[str]:
     order = list(KIND_COLOURS)
-    kinds = sorted(
-        {p["kind"] for p in shown},
+    return sorted(
+        {p["kind"] for p in points},
         key=lambda kind: (order.index(kind) if kind in order else len(order), kind),
     )
-    parts += _legend(
-        [(f"defense kind: {kind}", KIND_COLOURS.get(kind, "#000")) for kind in kinds], "dot"
-    )
-    return _svg(parts, title)
+
+
+def _fit_axes(axes, points: list[dict], floor: float | None) -> None:
+    """Axes fitted to the points, their intervals and the floor, with a margin; the cost axis
+    always shows 0 (no defense); matplotlib's locator picks readable ticks inside."""
+    xs = [p["utility_cost"] for p in points] + [0.0]
+    ys = [
+        v for p in points for v in (p["worst_case"], p.get("low"), p.get("high")) if v is not None
+    ]
+    ys += [] if floor is None else [floor]
+    for values, setter in ((xs, axes.set_xlim), (ys, axes.set_ylim)):
+        low, high = min(values), max(values)
+        pad = 0.08 * (high - low) if high > low else 0.05 * (abs(high) or 1)
+        setter(low - pad, high + pad)
+
+
+def _place_labels(figure, axes, points: list[dict]) -> None:
+    """Each defense's name beside its point, at the first of eight offsets where its box
+    overlaps no label placed before it (nor leaves the axes); else at the first offset."""
+    renderer = figure.canvas.get_renderer()
+    frame = axes.get_window_extent(renderer)
+    placed = []
+    offsets = [(6, 4), (6, -12), (-6, 4), (-6, -12), (6, 14), (6, -22), (-6, 14), (-6, -22)]
+    for point in sorted(points, key=lambda p: (p["utility_cost"], p["worst_case"])):
+        for i, (dx, dy) in enumerate(offsets):
+            label = axes.annotate(
+                point["defense"],
+                (point["utility_cost"], point["worst_case"]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha="left" if dx > 0 else "right",
+                fontsize=8,
+            )
+            box = label.get_window_extent(renderer)
+            inside = (
+                frame.x0 <= box.x0
+                and box.x1 <= frame.x1
+                and frame.y0 <= box.y0
+                and box.y1 <= frame.y1
+            )
+            if inside and not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            label.remove()
+        else:
+            dx, dy = offsets[0]
+            label = axes.annotate(
+                point["defense"],
+                (point["utility_cost"], point["worst_case"]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=8,
+            )
+            placed.append(label.get_window_extent(renderer))
 
 
 def roc_chart(curves: dict[str, dict], title: str) -> Markup:

@@ -1,17 +1,24 @@
 """Build the leaderboard from the run records alone.
 
 ``build_report(results, site)`` reads every record under ``results/``, aggregates the seeds of
-each (suite, task, attack, defense) cell with pandas (mean, std, n), and writes:
+each (suite, task, attack, defense) cell with pandas (mean, std, n), gives every metric of every
+cell a 95% interval (a bootstrap over the attacked units its records keep, two-level over seeds
+and units with several seeds: leaderboard.intervals), and writes:
 
-- ``site/leaderboard.csv``: one row per cell, every metric, utility and cost;
-- ``site/leaderboard.json``: the same rows plus the per-task attack x defense matrices;
+- ``site/leaderboard.csv``: one row per cell, every metric with its interval ends
+  (``<metric>_low``, ``<metric>_high``), utility and cost; columns no cell fills are left out;
+- ``site/leaderboard.json``: the same rows plus the per-task matrices, rankings and summary;
 - ``site/index.html``: one self-contained page (inline CSS, JS and SVG; images as data URIs;
   a Content-Security-Policy that lets no request leave it), rendered from
-  ``templates/index.html.j2`` with autoescaping. Per suite and task: the attack x defense heat
-  map, every metric (mean and std over seeds, n), the rankings (``leaderboard.rankings``), the
-  privacy-utility chart (``leaderboard.charts``), what the reconstructions look like
-  (``record["examples"]``), and each record's provenance; then a card per method. Filters by
-  task, access level and defense kind, and sortable columns, run in the page.
+  ``templates/index.html.j2`` with autoescaping. At the top, per task, the strongest attack, the
+  defense that lowers it most and that defense's utility cost. Per suite and task: the attack x
+  defense heat map with intervals and the cells that do not clear the task's no-query floor,
+  every metric (n/a with its reason where it could not be computed), the rankings
+  (``leaderboard.rankings``: attacks in groups that share their defenses), the privacy-utility
+  chart (``leaderboard.charts``), what the reconstructions look like (``record["examples"]``),
+  and each record's provenance; then a card per method. Filters by task, access level and
+  defense kind, and sortable columns, run in the page; tables scroll inside their box on a
+  narrow screen.
 """
 
 from __future__ import annotations
@@ -36,15 +43,24 @@ from benchmark.registry import (
     load_all,
 )
 from benchmark.results import iter_records
+from benchmark.seeding import derive_seed
 from leaderboard.charts import privacy_utility_chart, roc_chart
-from leaderboard.rankings import attack_ranking, defense_ranking
+from leaderboard.intervals import bootstrap_interval
+from leaderboard.rankings import attack_ranking_groups, below_floor, defense_ranking
+from metrics.units import unit_count
 
 CELL_KEYS = ["suite", "task", "attack", "defense"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # a cell's cost: time, memory, the attack's queries, and every target forward it caused
 # (attack time plus the training of its own GANs and students)
 COST_COLUMNS = ("seconds", "peak_rss_mb", "queries", "forwards")
-PAGE_ONLY = ("rows", "chart", "examples", "provenance")  # section keys left out of the JSON
+PAGE_ONLY = (
+    "rows",
+    "chart",
+    "examples",
+    "provenance",
+    "utility_cost",
+)  # section keys left out of the JSON
 
 
 def flatten(record: dict) -> dict:
@@ -86,21 +102,81 @@ def metric_directions(records: list[dict]) -> dict[str, bool]:
 
 def t_interval_halves(std: pd.DataFrame, counts: pd.Series) -> pd.DataFrame:
     """Half-widths of the 95% t-interval of a mean over seeds: t_{0.975, n-1} * s / sqrt(n),
-    with s the sample standard deviation (ddof 1); NaN with one seed."""
+    with s the sample standard deviation (ddof 1); NaN with one seed. The interval of a metric
+    whose records keep no per-unit scores (records from before they did)."""
     n = counts.reindex(std.index).astype(float)
     t = pd.Series(scipy.stats.t.ppf(0.975, (n - 1).clip(lower=1)), index=std.index)
     halves = std.mul(t / n.pow(0.5), axis=0)
     return halves.where(n > 1)
 
 
-def aggregate(frame: pd.DataFrame, value_columns: list[str]) -> pd.DataFrame:
-    """One row per cell: mean over ok seeds, their sample std (ddof 1) and the half-width of
-    the mean's 95% t-interval over seeds (``<column>_ci95``), seed counts, the first error."""
+def unit_sets(records: list[dict]) -> dict[tuple, dict[str, list[dict]]]:
+    """cell -> metric -> the ``units`` of each ok seed (in seed order), for the metrics whose
+    every ok record of the cell keeps them."""
+    seeds: dict[tuple, list[dict]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            seeds.setdefault(tuple(record.get(k) for k in CELL_KEYS), []).append(record)
+    out = {}
+    for cell, ok in seeds.items():
+        ok.sort(key=lambda r: r.get("seed") or 0)
+        metrics = [r.get("metrics") or {} for r in ok]
+        names = set.intersection(*(set(m) for m in metrics))
+        out[cell] = {
+            name: [m[name]["units"] for m in metrics]
+            for name in sorted(names)
+            if all(
+                isinstance(m[name], dict) and isinstance(m[name].get("units"), dict)
+                for m in metrics
+            )
+        }
+    return out
+
+
+def interval_method(units: list[dict] | None, seeds: int) -> str:
+    """How a cell's interval was computed, in words for the page."""
+    if units:
+        unit = f"{unit_count(units[0])} {units[0].get('unit', 'units')}"
+        if len(units) == 1:
+            return f"bootstrap over {unit}"
+        return f"two-level bootstrap over {len(units)} seeds and their units ({unit} in seed 1)"
+    return f"t-interval over {seeds} seeds" if seeds > 1 else "none (one seed, no per-unit scores)"
+
+
+def add_intervals(table: pd.DataFrame, metrics: list[str], units: dict) -> pd.DataFrame:
+    """``<metric>_low`` and ``<metric>_high``: each cell's 95% interval, a (two-level) bootstrap
+    over the units its records keep (leaderboard.intervals), else the t-interval over seeds, else
+    none; ``interval`` says how the primary metric's was computed."""
+    lows, highs, methods = {}, {}, []
+    for index, row in table.iterrows():
+        cell = tuple(row[k] for k in CELL_KEYS)
+        kept = units.get(cell, {})
+        for metric in metrics:
+            low = high = math.nan
+            if kept.get(metric) and _finite(row.get(metric)) is not None:
+                stream = derive_seed(0, "bootstrap", *map(str, cell), metric)
+                low, high = bootstrap_interval(kept[metric], seed=stream)
+            elif _finite(row.get(f"{metric}_half")) is not None:
+                low, high = row[metric] - row[f"{metric}_half"], row[metric] + row[f"{metric}_half"]
+            lows.setdefault(f"{metric}_low", {})[index] = low
+            highs.setdefault(f"{metric}_high", {})[index] = high
+        primary = row.get("primary_metric")
+        methods.append(interval_method(kept.get(primary), int(row.get("n_seeds") or 0)))
+    table = table.join(pd.DataFrame(lows)).join(pd.DataFrame(highs))
+    table["interval"] = methods
+    return table.drop(columns=[f"{m}_half" for m in metrics if f"{m}_half" in table])
+
+
+def aggregate(
+    frame: pd.DataFrame, value_columns: list[str], units: dict | None = None
+) -> pd.DataFrame:
+    """One row per cell: mean over ok seeds, their sample std (ddof 1), the 95% interval of
+    each metric (:func:`add_intervals`), seed counts, the first error."""
     ok = frame[frame.status == "ok"]
     grouped = ok.groupby(CELL_KEYS, sort=True)
     table = grouped[value_columns].mean()
     std = grouped[value_columns].std(ddof=1)
-    halves = t_interval_halves(std, grouped.size()).add_suffix("_ci95")
+    halves = t_interval_halves(std, grouped.size()).add_suffix("_half")
     table = table.join(std.add_suffix("_std")).join(halves).join(grouped.size().rename("n_seeds"))
     failed = frame[frame.status != "ok"].groupby(CELL_KEYS)
     failures = failed.size().rename("n_failed").to_frame().join(failed["error"].first())
@@ -110,7 +186,8 @@ def aggregate(frame: pd.DataFrame, value_columns: list[str]) -> pd.DataFrame:
     table = meta.join(table, how="left").join(failures, how="left")
     table["n_seeds"] = table["n_seeds"].fillna(0).astype(int)
     table["n_failed"] = table["n_failed"].fillna(0).astype(int)
-    return table.reset_index()
+    metrics = [c for c in value_columns if c not in COST_COLUMNS]
+    return add_intervals(table.reset_index(), metrics, units or {})
 
 
 def _finite(value) -> float | None:
@@ -224,6 +301,81 @@ def provenance_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def _pivot(group: pd.DataFrame, column: str, attacks: list, defenses: list) -> pd.DataFrame:
+    if column not in group:
+        return pd.DataFrame(index=attacks, columns=defenses, dtype=float)
+    return (
+        group.pivot(index="attack", columns="defense", values=column)
+        .reindex(index=attacks, columns=defenses)
+        .astype(float)
+    )
+
+
+def unavailable_reasons(records: list[dict]) -> dict[str, str]:
+    """metric -> why it could not be computed (the first reason a record gives), for the
+    metrics no ok record of the task has a value for."""
+    reasons: dict[str, str] = {}
+    valued: set[str] = set()
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        for name, metric in (record.get("metrics") or {}).items():
+            if not isinstance(metric, dict):
+                continue
+            if metric.get("value") is not None:
+                valued.add(name)
+            elif metric.get("unavailable"):
+                reasons.setdefault(name, str(metric["unavailable"]))
+    return {name: reason for name, reason in sorted(reasons.items()) if name not in valued}
+
+
+def _cell(values, lows, highs, flags, attack, defense) -> dict:
+    return {
+        "value": _finite(values.loc[attack, defense]),
+        "low": _finite(lows.loc[attack, defense]),
+        "high": _finite(highs.loc[attack, defense]),
+        "below_floor": bool(flags.loc[attack, defense]),
+    }
+
+
+def task_summary(section: dict, values, lows, highs, flags, floors) -> dict | None:
+    """The strongest model-using attack against no defense (with its interval), the defense
+    that lowers its success most, and that defense's utility cost."""
+    if "none" not in values.columns:
+        return None
+    undefended = values["none"].drop(floors, errors="ignore").dropna()
+    if undefended.empty:
+        return None
+    strongest = (undefended if section["higher"] else -undefended).idxmax()
+    summary = {"attack": strongest, **_cell(values, lows, highs, flags, strongest, "none")}
+    others = values.loc[strongest].drop("none").dropna()
+    if not others.empty:
+        best = (-others if section["higher"] else others).idxmax()
+        summary["defense"] = {
+            "name": best,
+            **_cell(values, lows, highs, flags, strongest, best),
+            "utility_cost": section["utility_cost"].get(best),
+        }
+    return summary
+
+
+def no_trade_off_note(utility_of: dict[str, float | None]) -> str | None:
+    """Said beside the chart when most defenses cost no utility at all (digits: the target is
+    perfect under 9 of 11 defenses), so the chart cannot show a trade-off."""
+    base = utility_of.get("none")
+    defended = {d: u for d, u in utility_of.items() if d != "none" and u is not None}
+    if base is None or not defended:
+        return None
+    free = [d for d, u in defended.items() if abs(u - base) < 1e-9]
+    if 2 * len(free) <= len(defended):
+        return None
+    return (
+        f"No trade-off to see here: the target's test accuracy is {base:.4g} without a "
+        f"defense and the same under {len(free)} of {len(defended)} defenses, so their utility "
+        f"cost is 0 and they differ only in privacy."
+    )
+
+
 def task_sections(
     cells: pd.DataFrame, records: list[dict], directions: dict[str, bool]
 ) -> list[dict]:
@@ -235,23 +387,17 @@ def task_sections(
         higher = directions.get(primary, True)
         attacks = sorted(group.attack.unique())
         defenses = sorted(group.defense.unique(), key=lambda d: (d != "none", d))
-        values = (
-            group.pivot(index="attack", columns="defense", values=primary)
-            if primary in group
-            else pd.DataFrame(index=attacks, columns=defenses, dtype=float)
+        values = _pivot(group, primary, attacks, defenses)
+        bounds = (
+            _pivot(group, f"{primary}_low", attacks, defenses),
+            _pivot(group, f"{primary}_high", attacks, defenses),
         )
-        values = values.reindex(index=attacks, columns=defenses).astype(float)
-        halves = (
-            group.pivot(index="attack", columns="defense", values=f"{primary}_ci95")
-            .reindex(index=attacks, columns=defenses)
-            .astype(float)
-            if f"{primary}_ci95" in group
-            else None
-        )
-        finite = values.stack().dropna()
-        low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
         access = group.groupby("attack").access.first()
         kinds = group.groupby("defense").defense_kind.first()
+        floors = [a for a in attacks if access[a] == "none"]
+        flags = below_floor(values, higher, floors, bounds)
+        finite = values.stack().dropna()
+        low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
         matrix = []
         for attack in attacks:
             row = []
@@ -277,10 +423,9 @@ def task_sections(
                     row.append(
                         {
                             "state": "ok",
-                            "value": value,
+                            **_cell(values, *bounds, flags, attack, defense),
                             "kind": kinds[defense],
                             "share": share if higher else 1 - share,
-                            "ci95": _finite(cell.get(f"{primary}_ci95")),
                             "n": int(cell.n_seeds),
                             "failed": int(cell.n_failed),
                             "reason": str(cell.error) if cell.n_failed else "",
@@ -290,6 +435,7 @@ def task_sections(
                 {
                     "attack": attack,
                     "access": access[attack],
+                    "floor": attack in floors,
                     "cells": row,
                     "url": (citations.get(("attack", attack)) or {}).get("url"),
                 }
@@ -300,45 +446,75 @@ def task_sections(
             else pd.Series(dtype=float)
         )
         utility_of = {d: _finite(utility.get(d)) for d in defenses}
-        defense_rows = defense_ranking(values, higher, utility_of, halves)
+        base = utility_of.get("none")
+        utility_cost = {
+            d: None if base is None or u is None else base - u for d, u in utility_of.items()
+        }
+        defense_rows = defense_ranking(values, higher, utility_of, bounds)
         for row in defense_rows:
             row["kind"] = kinds[row["defense"]]
+            row["utility_cost"] = utility_cost.get(row["defense"])
             row["reported"] = reported_value(task_records, "defense", row["defense"], primary)
-        attack_rows = attack_ranking(values, higher, halves)
-        for row in attack_rows:
-            row["access"] = access[row["attack"]]
-            row["reported"] = reported_value(task_records, "attack", row["attack"], primary)
-        sections.append(
-            {
-                "suite": suite,
-                "task": task,
-                "modality": group.modality.iloc[0],
-                "primary": primary,
-                "higher": higher,
-                "attacks": attacks,
-                "matrix": matrix,
-                "metrics": [
-                    m
-                    for m in sorted(directions)
-                    if not m.startswith("utility_") and m in group and group[m].notna().any()
-                ],
-                "defenses": [
-                    {
-                        "name": d,
-                        "kind": kinds[d],
-                        "url": (citations.get(("defense", d)) or {}).get("url"),
-                        "utility": utility_of[d],
-                    }
-                    for d in defenses
-                ],
-                "attack_ranking": attack_rows,
-                "defense_ranking": defense_rows,
-                "chart": privacy_utility_chart(defense_rows, primary, higher),
-                "examples": example_views(_examples(task_records), attacks, defenses),
-                "provenance": provenance_rows(task_records),
-                "rows": group.to_dict("records"),
-            }
+        ranking_groups = attack_ranking_groups(
+            values, higher, access.to_dict(), ACCESS_LEVELS, bounds
         )
+        for ranking in ranking_groups:
+            for row in ranking["rows"]:
+                attack = row["attack"]
+                row["access"] = access[attack]
+                row["floor"] = attack in floors
+                row["below_floor"] = [d for d in ranking["defenses"] if flags.loc[attack, d]]
+                row["reported"] = reported_value(task_records, "attack", attack, primary)
+        methods = sorted(set(group["interval"]) - {""}) if "interval" in group else []
+        unavailable = unavailable_reasons(task_records)
+        floor_value = (
+            None
+            if not floors or "none" not in values.columns
+            else _finite(
+                values.loc[floors, "none"].max() if higher else values.loc[floors, "none"].min()
+            )
+        )
+        section = {
+            "suite": suite,
+            "task": task,
+            "modality": group.modality.iloc[0],
+            "primary": primary,
+            "higher": higher,
+            "attacks": attacks,
+            "matrix": matrix,
+            "floors": floors,
+            "interval_methods": methods,
+            "metrics": [
+                m
+                for m in sorted(directions)
+                if not m.startswith("utility_")
+                and ((m in group and group[m].notna().any()) or m in unavailable)
+            ],
+            "unavailable": unavailable,
+            "defenses": [
+                {
+                    "name": d,
+                    "kind": kinds[d],
+                    "url": (citations.get(("defense", d)) or {}).get("url"),
+                    "utility": utility_of[d],
+                    "utility_cost": utility_cost[d],
+                }
+                for d in defenses
+            ],
+            "utility_cost": utility_cost,
+            "attack_rankings": ranking_groups,
+            "defense_ranking": defense_rows,
+            "chart": privacy_utility_chart(
+                defense_rows, primary, higher, floor_value, salt=f"{suite}-{task}"
+            ),
+            "chart_note": no_trade_off_note(utility_of),
+            "floor_value": floor_value,
+            "examples": example_views(_examples(task_records), attacks, defenses),
+            "provenance": provenance_rows(task_records),
+            "rows": group.to_dict("records"),
+        }
+        section["summary"] = task_summary(section, values, *bounds, flags, floors)
+        sections.append(section)
     return sections
 
 
@@ -443,9 +619,10 @@ def build_report(results: Path, site: Path) -> Path:
     else:
         for column in value_columns:
             frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
-        cells = aggregate(frame, value_columns)
+        cells = aggregate(frame, value_columns, unit_sets(records))
         sections = task_sections(cells, records, directions)
         cards = method_cards(records, sections)
+        cells = cells.dropna(axis=1, how="all")  # a column no cell has a value in says nothing
     cells.to_csv(site / "leaderboard.csv", index=False, float_format="%.6g")
     payload = {
         "schema_version": 1,

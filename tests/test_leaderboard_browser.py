@@ -2,8 +2,10 @@
 `make test` installs where it can) driven by Playwright, the page opened from disk.
 
 Checks: the tables render, sorting and the filters work, a method named like a script shows as
-text and runs nothing, no request leaves the page, the console stays free of errors. A
-screenshot is saved as leaderboard/site/screenshot.png.
+text and runs nothing, no request leaves the page, the console stays free of errors, and the
+page fits a 420 px wide screen (its tables scroll inside their box). Screenshots of the top of
+the page and of a task section at 1400 and 420 px are saved under leaderboard/site/
+(screenshot.png is the whole page at 1400 px).
 """
 
 from __future__ import annotations
@@ -85,7 +87,13 @@ def test_the_page_renders_sorts_filters_escapes_and_stays_offline(site):
         full = page.locator("table.full tbody tr")
         assert full.count() == 7
         assert page.locator("table.matrix td.failed").count() == 1
-        assert page.locator("figure.privacy-utility svg g.point circle").count() == 3
+        # one point per defense in the chart (matplotlib's markers), the floor drawn
+        assert page.locator('figure.privacy-utility svg g[id^="points-"] use').count() == 3
+        assert "floor" in page.locator("figure.privacy-utility").inner_text()
+        # the summary: kedmi is the strongest attack without a defense (0.9), tl lowers it most
+        # (0.5) at a utility cost of 0.9 - 0.8
+        summary = page.locator("table.summary tbody tr").first.inner_text()
+        assert "kedmi: 0.9" in summary and "tl: 0.5" in summary and "0.1" in summary
         assert page.locator("table.examples img").count() == 2
 
         # the script-like name is shown as text, and nothing ran
@@ -126,7 +134,19 @@ def test_the_page_renders_sorts_filters_escapes_and_stays_offline(site):
 
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
+        widths = {}
+        for width in (1400, 420):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(SCREENSHOT.with_name(f"screenshot-top-{width}.png")))
+            page.locator("section.task").first.scroll_into_view_if_needed()
+            page.locator("section.task h2").first.evaluate("h => h.scrollIntoView()")
+            page.screenshot(path=str(SCREENSHOT.with_name(f"screenshot-task-{width}.png")))
+            widths[width] = page.evaluate("document.documentElement.scrollWidth")
         browser.close()
+
+    # the page itself never scrolls sideways, at 420 px neither: wide tables scroll in their box
+    assert all(scrolled <= width for width, scrolled in widths.items()), widths
 
     assert problems == [], problems
     assert requests and all(url == site.as_uri() or url.startswith("data:") for url in requests), (
