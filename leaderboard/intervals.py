@@ -15,7 +15,6 @@ The resampling generator is seeded by the caller: a report is the same every tim
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -29,22 +28,29 @@ def _resampled_means(values: np.ndarray, draws: int, rng: np.random.Generator) -
 def _resampled_aucs(
     positives: np.ndarray, negatives: np.ndarray, draws: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """AUC = (sum of the positives' ranks - P(P+1)/2) / (P N) on each stratified resample,
-    tied scores sharing their average rank (metrics.edge_ranking.rank_auc, row-wise)."""
+    """The AUC of each stratified resample: the mean over drawn edge-non-edge pairs of
+    1[edge scores higher] + 1/2 1[tie] (metrics.edge_ranking.edge_auc). Counted without a sort
+    per resample: every score is placed among the sorted distinct scores once, a resample's
+    non-edges are counted per distinct score, and each drawn edge reads how many lie below it
+    and level with it (O(P + N) per resample: 1,000 resamples of Cora's 10,000 pairs in
+    about a second)."""
     p, n = len(positives), len(negatives)
+    levels = np.unique(np.concatenate([positives, negatives]))
+    edge_level = np.searchsorted(levels, positives)
+    non_edge_level = np.searchsorted(levels, negatives)
     out = np.empty(draws)
-    chunk = max(1, 4_000_000 // (p + n))  # rows ranked at once: memory stays ~100 MB
+    chunk = max(1, 2_000_000 // (len(levels) + p + n))  # rows at once: memory stays ~100 MB
     for start in range(0, draws, chunk):
         rows = min(chunk, draws - start)
-        scores = np.concatenate(
-            [
-                positives[rng.integers(0, p, size=(rows, p))],
-                negatives[rng.integers(0, n, size=(rows, n))],
-            ],
-            axis=1,
+        drawn = non_edge_level[rng.integers(0, n, size=(rows, n))]
+        drawn += np.arange(rows)[:, None] * len(levels)
+        level = np.bincount(drawn.ravel(), minlength=rows * len(levels)).reshape(rows, -1)
+        below = np.cumsum(level, axis=1) - level
+        edges = edge_level[rng.integers(0, p, size=(rows, p))]
+        wins = np.take_along_axis(below, edges, axis=1) + 0.5 * np.take_along_axis(
+            level, edges, axis=1
         )
-        ranks = rankdata(scores, axis=1)
-        out[start : start + rows] = (ranks[:, :p].sum(axis=1) - p * (p + 1) / 2) / (p * n)
+        out[start : start + rows] = wins.sum(axis=1) / (p * n)
     return out
 
 
