@@ -29,6 +29,16 @@ from benchmark.methods import Defense
 from benchmark.progress import progress_bar
 from benchmark.registry import Citation, register_defense
 
+# What one unit of DP-SGD's guarantee is, per modality (the record's privacy.level and .unit).
+UNITS = {
+    "example": "one training example (image)",
+    "node-loss-term": (
+        "one training node's loss term (node-level, not edge-level: an edge's presence is not "
+        "what this epsilon bounds, and a node's features and edges also enter its neighbours' "
+        "terms)"
+    ),
+}
+
 
 @register_defense(
     "dp-sgd",
@@ -136,7 +146,10 @@ class DPSGD(Defense):
         model.eval()
         return {"privacy": self.privacy_spent(steps, n)}
 
-    def privacy_spent(self, steps: int, num_examples: int) -> dict:
+    def privacy_spent(self, steps: int, num_examples: int, level: str = "example") -> dict:
+        """Epsilon at delta, and ``level``: what one unit of the guarantee is. On graphs it is
+        ``node-loss-term`` (one training node's loss term), never an edge: the leaderboard must
+        not rank it beside the edge-level epsilons of edge-rand and lap-graph."""
         from opacus.accountants import RDPAccountant
 
         accountant = RDPAccountant()
@@ -152,7 +165,8 @@ class DPSGD(Defense):
             "noise_multiplier": float(self.cfg["noise_multiplier"]),
             "max_grad_norm": float(self.cfg["max_grad_norm"]),
             "examples": num_examples,
-            "unit": "one training example (graphs: one training node's loss term)",
+            "level": level,
+            "unit": UNITS[level],
         }
 
 
@@ -191,4 +205,4 @@ class PerNodeGradients:
             param.grad = grad
 
     def privacy_spent(self, steps: int) -> dict:
-        return self.defense.privacy_spent(steps, len(self.train_nodes))
+        return self.defense.privacy_spent(steps, len(self.train_nodes), "node-loss-term")
