@@ -1,6 +1,7 @@
 """The ``invbench`` command line.
 
     invbench run   [OVERRIDES]   one cell, e.g. task=digits attack=gmi defense=none seed=0
+                   [--cfg job|hydra|all [--resolve]]   print the cell's config, run nothing
     invbench bench [OVERRIDES]   the suite's sweep (Hydra multirun), then the leaderboard
     invbench list                every registered task, attack, defense and metric
     invbench report              rebuild leaderboard/site/ from results/ alone
@@ -14,6 +15,7 @@ OVERRIDES are Hydra overrides. In ``bench``, ``attack=gmi,link-steal-0`` or
 ``'attack=[gmi,link-steal-0]'`` restricts the sweep; ``jobs=N`` runs N cells at once in
 worker processes (default ``auto``: one per two cores, at least two; ``jobs=1`` runs them in
 this process, one after the other). A ``hydra/launcher=...`` override replaces that choice.
+``invbench run --help`` and ``invbench bench --help`` list the overrides and their choices.
 """
 
 from __future__ import annotations
@@ -21,42 +23,45 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import logging
 import os
+import re
+import shutil
 import sys
+import textwrap
 import time
-import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hydra.errors import HydraException
-from omegaconf import DictConfig
-
-from benchmark.config import CONF_DIR, compose_config
+from benchmark.config import CONF_DIR, compose_config, group_choices
 from benchmark.errors import InvbenchError, MissingDataError
-from benchmark.registry import (
-    ATTACKS,
-    DEFENSES,
-    METRICS,
-    TASKS,
-    Registry,
-    UnknownNameError,
-    incompatibility,
-    load_all,
-)
-from benchmark.runner import (
-    attack_overrides,
-    build_task,
-    is_offline,
-    resolve_paths,
-    suite_overwritten,
-)
+from benchmark.progress import EVENTS_KEY, SweepProgress
+from benchmark.quiet import quiet_libraries
 from benchmark.workers import resolve_jobs, threads_per_worker
 
-SWEPT = {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
+# The registries and the runner import torch and every plugin (10 s): the functions that use
+# them import them, so that `invbench list` and `--help` answer without (benchmark/listing.py).
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from benchmark.registry import Registry
+
+SWEPT_KEYS = ("task", "attack", "defense")
+# Hydra's own options that `invbench run` hands to Hydra, each with whether it takes a value;
+# every other argument is an override
+HYDRA_OPTIONS = {"--cfg": True, "-c": True, "--package": True, "-p": True, "--resolve": False}
+# benchmark/app.py: the launcher has checked the metrics' weights; the cells never download them
+WEIGHTS_CHECKED = "++weights_checked=true"
 
 
 class UsageError(InvbenchError):
     pass
+
+
+def swept() -> dict[str, Registry]:
+    """The registry of each swept config group."""
+    from benchmark.registry import ATTACKS, DEFENSES, TASKS
+
+    return {"task": TASKS, "attack": ATTACKS, "defense": DEFENSES}
 
 
 def split_overrides(overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
@@ -65,7 +70,7 @@ def split_overrides(overrides: list[str]) -> tuple[dict[str, list[str]], list[st
     rest: list[str] = []
     for override in overrides:
         key, sep, value = override.partition("=")
-        if sep and key in (*SWEPT, "seed", "suite"):
+        if sep and key in (*SWEPT_KEYS, "seed", "suite"):
             value = value.strip()
             if value.startswith("[") and value.endswith("]"):
                 value = value[1:-1]
@@ -75,7 +80,36 @@ def split_overrides(overrides: list[str]) -> tuple[dict[str, list[str]], list[st
     return chosen, rest
 
 
+def split_options(command: str, argv: list[str]) -> tuple[list[str], list[str]]:
+    """Hydra's options (``--cfg job``, ``--resolve``) apart from the overrides; any other
+    argument that starts with ``-`` is a usage error, not an override for Hydra's parser."""
+    options: list[str] = []
+    overrides: list[str] = []
+    arguments = iter(argv)
+    for argument in arguments:
+        name = argument.partition("=")[0]
+        if name in HYDRA_OPTIONS and command == "run":
+            options.append(argument)
+            if HYDRA_OPTIONS[name] and "=" not in argument:
+                options.append(next(arguments, ""))
+        elif name in HYDRA_OPTIONS:
+            raise UsageError(
+                f"invbench {command} does not take {name}: `invbench run OVERRIDES {argument} "
+                f"job` prints the config of one cell"
+            )
+        elif argument.startswith("-"):
+            raise UsageError(
+                f"invbench {command}: unknown option '{argument}'; "
+                f"`invbench {command} --help` lists what it takes"
+            )
+        else:
+            overrides.append(argument)
+    return options, overrides
+
+
 def check_name(group: str, name: str, registry: Registry | None) -> None:
+    from benchmark.registry import UnknownNameError
+
     yamls = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
     known = sorted(set(yamls) & set(registry.names())) if registry else yamls
     if name not in known:
@@ -90,6 +124,8 @@ def check_name(group: str, name: str, registry: Registry | None) -> None:
 def missing_data(cfg: DictConfig, task_name: str, overrides: list[str]) -> str | None:
     """The message for a task whose real data is absent, or None; ``overrides`` are the
     user's, of which the task's settings (``task.root=...``) count."""
+    from benchmark.runner import build_task
+
     task_settings = [o for o in overrides if o.lstrip("+").startswith("task.")]
     task_cfg = compose_config([f"task={task_name}", *cfg_overrides(cfg), *task_settings])
     try:
@@ -107,6 +143,8 @@ def quoted(value) -> str:
 def path_overrides(cfg: DictConfig) -> list[str]:
     """The paths as resolved here (environment variables read once, in this process), folders
     made absolute: a worker or a cluster job may start elsewhere."""
+    from benchmark.runner import resolve_paths
+
     return [
         *(f"paths.{k}={quoted(v)}" for k, v in resolve_paths(cfg).items()),
         f"paths.offline={cfg.paths.offline}",
@@ -124,6 +162,25 @@ def cfg_overrides(cfg: DictConfig) -> list[str]:
 
 def expand(values: list, registry: Registry) -> list[str]:
     return registry.names() if list(values) == ["all"] else [str(v) for v in values]
+
+
+def check_metric_weights(cfg: DictConfig, modalities: set[str]) -> None:
+    """Once per sweep (or run), before any cell: each metric of these modalities whose weights
+    file is absent is fetched here when online, else named on one line with where to put the
+    file. The cells then never try a download (``WEIGHTS_CHECKED``): a metric without its file
+    is unavailable in their records, with the same reason."""
+    from benchmark.registry import METRICS
+    from benchmark.runner import is_offline, resolve_paths
+
+    for entry in METRICS.entries():
+        weights = entry.extra.get("weights")
+        if weights is None or not modalities & set(entry.modalities) or weights().exists():
+            continue
+        try:
+            print(entry.extra["fetch_weights"](resolve_paths(cfg)["data"], is_offline(cfg)))
+        except Exception as error:  # offline, or the download failed: the reason names the file
+            print(f"[unavailable] metric '{entry.name}': {error}; its cells record it as n/a")
+        sys.stdout.flush()
 
 
 @contextlib.contextmanager
@@ -159,6 +216,8 @@ def launching_exactly(cells: list[list[str]]):
 
 def refuse_overwritten(configs: list[DictConfig], overrides: list[str]) -> None:
     """Exit 2 before any cell runs where the suite would overwrite an ``attack.`` override."""
+    from benchmark.runner import suite_overwritten
+
     problems = [message for cfg in configs for message in suite_overwritten(cfg, overrides)]
     if problems:
         raise UsageError("\n".join(dict.fromkeys(problems)))
@@ -170,13 +229,35 @@ def compose_each_method(sweep: dict[str, list[str]], overrides: list[str]) -> No
     attack that has no lambda_id) exits 2 with Hydra's hint before any cell runs. Only the
     groups whose settings are overridden are composed: one composition costs a third of a
     second, and composing all 37 methods of the mini delayed its first cell by 12 s."""
-    first = {key: values[0] for key, values in sweep.items() if key in SWEPT and values}
+    first = {key: values[0] for key, values in sweep.items() if key in SWEPT_KEYS and values}
     touched = {o.lstrip("+~").partition(".")[0] for o in overrides if "." in o.partition("=")[0]}
-    for key in SWEPT:
+    for key in SWEPT_KEYS:
         if key not in touched:
             continue
         for value in sweep.get(key, [])[1:]:
             compose_config([*(f"{k}={v}" for k, v in {**first, key: value}.items()), *overrides])
+
+
+def prints_config_only(argv: list[str]) -> bool:
+    """``invbench run ... --cfg job``: Hydra prints the config, no plugin is needed."""
+    return argv[0] == "run" and any(a.partition("=")[0] in ("--cfg", "-c") for a in argv[1:])
+
+
+def show_config(argv: list[str]) -> None:
+    """Hydra's ``--cfg job|hydra|all`` on the cell's config, through an app of the same config
+    as benchmark/app.py's that Hydra never calls: the cell's app imports torch and the runner."""
+    import hydra
+
+    @hydra.main(config_path="conf", config_name="config", version_base="1.3")
+    def configured(cfg: DictConfig) -> None:
+        raise AssertionError("Hydra runs no task with --cfg")
+
+    saved = sys.argv
+    sys.argv = ["invbench", *argv]
+    try:
+        configured()
+    finally:
+        sys.argv = saved
 
 
 def run_hydra(argv: list[str]) -> list[dict]:
@@ -192,23 +273,30 @@ def run_hydra(argv: list[str]) -> list[dict]:
     return list(app.FINISHED)
 
 
-def command_run(overrides: list[str]) -> int:
+def command_run(argv: list[str]) -> int:
+    from benchmark.runner import build_task
+
+    options, overrides = split_options("run", argv)
     chosen, rest = split_overrides(overrides)
     for key, values in chosen.items():
         if len(values) != 1:
             raise UsageError(
                 f"invbench run takes one {key}, got {values}; use invbench bench to sweep several"
             )
-        if key in SWEPT:
-            check_name(key, values[0], SWEPT[key])
+        if key in SWEPT_KEYS:  # with --cfg the plugins are not imported: the YAMLs tell
+            check_name(key, values[0], None if options else swept()[key])
         if key == "suite":
             check_name("suite", values[0], None)
     single = [f"{k}={v[0]}" for k, v in chosen.items()]
     settings = [o for o in rest if not o.startswith("hydra")]
     cfg = compose_config([*single, *settings])
+    if options:
+        show_config([*single, *rest, *options])
+        return 0
     refuse_overwritten([cfg], settings)
-    build_task(cfg)  # raises MissingDataError before Hydra starts or any record is written
-    records = run_hydra([*single, *rest, "show_record=true"])
+    task = build_task(cfg)  # raises MissingDataError before Hydra starts or any record is written
+    check_metric_weights(cfg, {task.modality})
+    records = run_hydra([*single, *rest, "show_record=true", WEIGHTS_CHECKED])
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
 
@@ -234,6 +322,8 @@ def compatible_cells(sweep: dict[str, list[str]]) -> list[list[str]]:
     cells are never launched (each launch costs a job). Tasks take turns, so consecutive cells
     belong to different tasks and two workers train two tasks' targets and GAN priors side by
     side instead of one waiting on the other's lock (a file lock per artifact)."""
+    from benchmark.registry import ATTACKS, DEFENSES, TASKS, incompatibility
+
     per_task = []
     for task_name in sweep["task"]:
         task = TASKS.get(task_name)
@@ -249,32 +339,17 @@ def compatible_cells(sweep: dict[str, list[str]]) -> list[list[str]]:
     return [cell for turn in itertools.zip_longest(*per_task) for cell in turn if cell is not None]
 
 
-def command_bench(overrides: list[str]) -> int:
-    chosen, rest = split_overrides(overrides)
-    suite = chosen.get("suite", ["mini"])
-    if len(suite) != 1:
-        raise UsageError("invbench bench runs one suite at a time")
-    check_name("suite", suite[0], None)
-    if chosen_launcher(rest):
-        check_name("launcher", chosen_launcher(rest), None)
-    for key, registry in SWEPT.items():  # before composing: an unknown name gets its message
-        for value in chosen.get(key, []):
-            check_name(key, value, registry)
-    # composed with the first chosen task/attack/defense, so that overrides of their settings
-    # (defense.lambda_x=0.5 with defense=bido) compose here as they will in each cell
-    first = [f"{key}={chosen[key][0]}" for key in SWEPT if chosen.get(key)]
-    settings = [o for o in rest if not o.startswith("hydra")]
-    cfg = compose_config([f"suite={suite[0]}", *first, *settings])
+def sweep_of(cfg: DictConfig, chosen: dict[str, list[str]], settings: list[str]) -> dict:
+    """The sweep's tasks (those whose data is present), attacks, defenses and seeds."""
     sweep: dict[str, list[str]] = {}
-    for key, registry in SWEPT.items():
-        if chosen.get(key):  # checked above
+    for key, registry in swept().items():
+        if chosen.get(key):  # checked by command_bench
             sweep[key] = chosen[key]
             continue
         sweep[key] = expand(cfg.suite[f"{key}s"], registry)
         for value in sweep[key]:  # a suite file may name a method that no longer exists
             check_name(key, value, registry)
     sweep["seed"] = chosen.get("seed") or [str(s) for s in cfg.suite.seeds]
-
     tasks = []
     for task_name in sweep["task"]:
         message = missing_data(cfg, task_name, settings)
@@ -291,14 +366,36 @@ def command_bench(overrides: list[str]) -> int:
     if "task" not in chosen:
         tasks = drop_stand_ins(tasks, dict(cfg.suite.get("stand_ins") or {}))
     sweep["task"] = tasks
+    return sweep
+
+
+def command_bench(argv: list[str]) -> int:
+    _, overrides = split_options("bench", argv)
+    chosen, rest = split_overrides(overrides)
+    suite = chosen.get("suite", ["mini"])
+    if len(suite) != 1:
+        raise UsageError("invbench bench runs one suite at a time")
+    check_name("suite", suite[0], None)
+    if chosen_launcher(rest):
+        check_name("launcher", chosen_launcher(rest), None)
+    for key, registry in swept().items():  # before composing: an unknown name gets its message
+        for value in chosen.get(key, []):
+            check_name(key, value, registry)
+    # composed with the first chosen task/attack/defense, so that overrides of their settings
+    # (defense.lambda_x=0.5 with defense=bido) compose here as they will in each cell
+    first = [f"{key}={chosen[key][0]}" for key in SWEPT_KEYS if chosen.get(key)]
+    settings = [o for o in rest if not o.startswith("hydra")]
+    cfg = compose_config([f"suite={suite[0]}", *first, *settings])
+    sweep = sweep_of(cfg, chosen, settings)
     compose_each_method(sweep, [f"suite={suite[0]}", *settings])
     cells = compatible_cells(sweep)
-    if attack_overrides(settings):  # the first cell of each (task, attack) pair, composed
+    if attack_overrides_given(settings):  # the first cell of each (task, attack) pair, composed
         first_of_each = {(cell[0], cell[1]): cell for cell in reversed(cells)}.values()
         refuse_overwritten(
             [compose_config([f"suite={suite[0]}", *cell, *settings]) for cell in first_of_each],
             settings,
         )
+    tasks = sweep["task"]
     total = len(tasks) * len(sweep["attack"]) * len(sweep["defense"]) * len(sweep["seed"])
     print(
         f"invbench bench: suite {suite[0]}: {len(tasks)} tasks x {len(sweep['attack'])} "
@@ -306,23 +403,57 @@ def command_bench(overrides: list[str]) -> int:
         f"{len(cells)} cells to run, {total - len(cells)} not applicable (n/a, not launched)",
         flush=True,
     )
-    rest = [*rest, *parallel_overrides(cfg, rest)]
-    hydra_overrides = [o for o in rest if o.startswith("hydra")]
-    cells_overrides = [
-        [f"suite={suite[0]}", *cell, *(o for o in rest if o not in hydra_overrides)]
-        for cell in cells
-    ]
-    if not cells_overrides:
+    if not cells:
         print("invbench bench: no compatible cell to run", flush=True)
-    else:  # Hydra composes its base config with the first cell's overrides
-        with launching_exactly(cells_overrides):
-            run_hydra(["--multirun", *cells_overrides[0], *hydra_overrides])
+    else:
+        task_entries = [swept()["task"].get(name) for name in tasks]
+        check_metric_weights(cfg, {entry.modalities[0] for entry in task_entries})
+        launch(cfg, suite[0], cells, [*rest, *parallel_overrides(cfg, rest)])
     return command_report(["--results", str(cfg.paths.results), "--site", str(cfg.paths.site)])
+
+
+def attack_overrides_given(settings: list[str]) -> bool:
+    from benchmark.runner import attack_overrides
+
+    return bool(attack_overrides(settings))
+
+
+def launch(cfg: DictConfig, suite: str, cells: list[list[str]], rest: list[str]) -> None:
+    """Run the cells as one Hydra multirun. With ``progress`` on, the cells report to this
+    process through an events folder and print nothing; it shows one progress line and a line
+    per failed cell (benchmark/progress.py). Hydra's own log (a line per job, with all of its
+    overrides) is kept to its warnings either way."""
+    from benchmark.runner import resolve_paths
+
+    hydra_overrides = [o for o in rest if o.startswith("hydra")]
+    hydra_overrides.append("hydra.hydra_logging.root.level=WARNING")
+    cell_settings = [o for o in rest if not o.startswith("hydra")]
+    shown = bool(cfg.get("progress", True))
+    events = (
+        resolve_paths(cfg)["results"]
+        / ".sweeps"
+        / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    )
+    if shown:  # the cells' own bars would overwrite the line: off in the cells
+        cell_settings = [o for o in cell_settings if not o.startswith("progress=")]
+        cell_settings += ["progress=false", f"++{EVENTS_KEY}={quoted(events)}"]
+    cells_overrides = [[f"suite={suite}", *cell, *cell_settings, WEIGHTS_CHECKED] for cell in cells]
+    watching = SweepProgress(len(cells), events) if shown else contextlib.nullcontext()
+    try:
+        with launching_exactly(cells_overrides), watching:
+            # Hydra composes its base config with the first cell's overrides
+            run_hydra(["--multirun", *cells_overrides[0], *hydra_overrides])
+    finally:
+        shutil.rmtree(events, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            events.parent.rmdir()  # when no other sweep is writing to it
 
 
 def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
     """Hydra overrides that run the sweep on ``jobs`` joblib workers (none when jobs is 1 or
     the user chose a launcher; a cluster launcher, ``launcher=slurm``, gets the paths)."""
+    from benchmark.runner import resolve_paths
+
     launcher = chosen_launcher(rest)
     if launcher:
         print(
@@ -353,35 +484,9 @@ def parallel_overrides(cfg: DictConfig, rest: list[str]) -> list[str]:
 
 
 def command_list(_: list[str]) -> int:
-    load_all()
-    for title, registry in (
-        ("TASKS", TASKS),
-        ("ATTACKS", ATTACKS),
-        ("DEFENSES", DEFENSES),
-        ("METRICS", METRICS),
-    ):
-        print(f"\n{title}")
-        for entry in registry.entries():
-            if registry is ATTACKS:
-                level = f"access={entry.access}"
-            elif registry is DEFENSES:
-                level = f"kind={entry.defense_kind}"
-            elif registry is TASKS:
-                level = "real data" if entry.extra.get("real_data") else "embedded"
-            else:
-                level = ""
-            cite = entry.citation
-            citation = f"{cite.short()}: {cite.title} <{cite.url}>" if cite else "-"
-            # which methods can run on a GPU (README: On GPUs); metrics run where scoring does
-            gpu = (
-                ""
-                if registry is METRICS
-                else ("gpu" if getattr(entry.obj, "runs_on_gpu", False) else "cpu")
-            )
-            print(
-                f"  {entry.name:<16} {','.join(entry.modalities):<18} {level:<16} {gpu:<4}"
-                f"v{entry.version:<5} {citation}"
-            )
+    from benchmark.listing import format_listing, listing_rows
+
+    print(format_listing(listing_rows()))
     return 0
 
 
@@ -399,6 +504,8 @@ def command_report(argv: list[str]) -> int:
 
 def command_data(argv: list[str]) -> int:
     from benchmark.downloads import DATASETS
+    from benchmark.registry import UnknownNameError
+    from benchmark.runner import is_offline
 
     parser = argparse.ArgumentParser(prog="invbench data")
     parser.add_argument("name", help=f"one of: {', '.join(sorted(DATASETS))}")
@@ -454,12 +561,13 @@ def command_new(argv: list[str]) -> int:
 def command_check(argv: list[str]) -> int:
     from benchmark.check import changed_paths, format_table, methods_for_paths, passed, run_check
 
+    registries = swept()
     since = next((a.partition("=")[2] for a in argv if a.startswith("--changed-since=")), None)
     chosen, rest = split_overrides([a for a in argv if not a.startswith("--")])
     methods = [(kind, name) for kind in ("attack", "defense") for name in chosen.get(kind, [])]
     if "--all" in argv:
-        methods = [("attack", n) for n in ATTACKS.names()] + [
-            ("defense", n) for n in DEFENSES.names()
+        methods = [("attack", n) for n in registries["attack"].names()] + [
+            ("defense", n) for n in registries["defense"].names()
         ]
     elif since:
         methods = methods_for_paths(changed_paths(since))
@@ -472,7 +580,7 @@ def command_check(argv: list[str]) -> int:
             "or --changed-since=GIT_REF"
         )
     for kind, name in methods:
-        SWEPT[kind].get(name)  # an unknown name exits 2 with the closest match
+        registries[kind].get(name)  # an unknown name exits 2 with the closest match
     cfg = compose_config(rest)
     tasks = chosen.get("task") or list(compose_config(["suite=mini"]).suite.tasks)
     skipped = {t: reason for t in tasks if (reason := missing_data(cfg, t, rest))}
@@ -486,6 +594,98 @@ def command_check(argv: list[str]) -> int:
     if len(methods) > 1:
         print(f"invbench check: {len(methods) - failed} of {len(methods)} methods pass")
     return 1 if failed else 0
+
+
+RUN_USAGE = """\
+usage: invbench run [OVERRIDES] [--cfg job|hydra|all [--resolve]]
+
+Runs one cell (task x attack x defense x seed), writes its record under paths.results and
+prints it. An ok record of the same config is reused (rerun=true runs it again).
+--cfg job prints the cell's composed config (--cfg all: with Hydra's) and runs nothing."""
+
+BENCH_USAGE = """\
+usage: invbench bench [OVERRIDES]
+
+Runs every compatible cell of a suite (tasks x attacks x defenses x seeds; the suite's lists
+unless the overrides choose), skipping cells whose ok record is current, then writes the
+leaderboard. A progress line shows the cells done, failed, the time elapsed and left;
+progress=false prints one line per cell instead."""
+
+OVERRIDES_USAGE = """\
+Overrides (Hydra's syntax, https://hydra.cc/docs/advanced/override_grammar/basic/):
+  GROUP=CHOICE        choose an option of a config group:  task=digits attack=gmi
+  KEY=VALUE           change a setting:  seed=1 rerun=true jobs=2
+  KEY.SUB=VALUE       a setting of the chosen option:  attack.lr=0.05 task.target.epochs=5
+  +KEY=VALUE          add a key the config lacks (++KEY=VALUE: add or change, ~KEY: delete)
+  'KEY=a value'       quote values with spaces, brackets or '=' (for the shell and Hydra)"""
+
+SWEEP_SYNTAX = """\
+  GROUP=A,B           (bench) sweep several choices, also 'GROUP=[A,B]' or seed=0,1,2"""
+
+RUN_EXAMPLES = """\
+Examples:
+  invbench run task=digits attack=gmi defense=none seed=0
+  invbench run task=sbm-citation attack=link-steal-0 defense=output-noise defense.scale=0.3
+  invbench run task=digits attack=kedmi --cfg job"""
+
+BENCH_EXAMPLES = """\
+Examples:
+  invbench bench                                   the mini suite, every compatible cell
+  invbench bench attack=gmi,kedmi defense=none,mid jobs=4
+  invbench bench suite=paper seed=0,1,2 launcher=slurm hydra.launcher.partition=gpu
+  invbench bench progress=false > bench.log        one line per cell"""
+
+
+def settings_usage() -> str:
+    """The root config's settings with their defaults and comments (conf/config.yaml)."""
+    settings, comment, section = [], "", ""
+    for raw in (CONF_DIR / "config.yaml").read_text().splitlines():
+        text = raw.strip()
+        if text.startswith("#"):
+            comment = comment or text.lstrip("# ")
+            continue
+        match = re.fullmatch(r"(\s*)([a-z_]+):\s*([^#]*?)\s*(?:#\s*(.*))?", raw)
+        if not match or (match.group(1) and section != "paths"):
+            comment = ""
+            continue
+        indent, key, value, inline = match.groups()
+        section = key if not indent else section
+        note = (inline or comment).split(". ")[0].rstrip(".")
+        comment = ""
+        if not value or note.startswith("set by"):
+            continue
+        env = re.fullmatch(r"\$\{oc\.env:(\w+),(.*)\}", value)
+        shown = f"{env.group(2)} (or ${env.group(1)})" if env else value
+        name = f"paths.{key}" if indent else key
+        settings.append((f"{name}={shown}", note))
+    width = max(len(setting) for setting, _ in settings) + 2
+    return "Settings (benchmark/conf/config.yaml; KEY=VALUE):\n" + "\n".join(
+        f"  {setting:<{width}}{note}".rstrip() for setting, note in settings
+    )
+
+
+def groups_usage(command: str) -> str:
+    groups = ["task", "attack", "defense", "suite"] + (["launcher"] if command == "bench" else [])
+    lines = ["Config groups and their choices (benchmark/conf/GROUP/CHOICE.yaml):"]
+    for group in groups:
+        lines += textwrap.wrap(
+            ", ".join(group_choices(group)),
+            width=98,
+            initial_indent=f"  {group:<10}",
+            subsequent_indent=" " * 12,
+            break_on_hyphens=False,
+        )
+    return "\n".join(lines)
+
+
+def usage(command: str) -> str:
+    """``invbench run --help`` / ``invbench bench --help``: read from the config tree, with no
+    plugin imported."""
+    head, examples = (
+        (RUN_USAGE, RUN_EXAMPLES) if command == "run" else (BENCH_USAGE, BENCH_EXAMPLES)
+    )
+    overrides = OVERRIDES_USAGE + ("\n" + SWEEP_SYNTAX if command == "bench" else "")
+    return "\n\n".join([head, overrides, groups_usage(command), settings_usage(), examples])
 
 
 COMMANDS = {
@@ -504,12 +704,20 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    if argv[0] in ("run", "bench") and {"-h", "--help"} & set(argv[1:]):
+        print(usage(argv[0]))
+        return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Deprecation chatter from dependencies' imports hides the one line per cell users read.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    load_all()
+    quiet_libraries()
+    if argv[0] == "list":  # from the registries' index: no plugin imported
+        return command_list(argv[1:])
+    from hydra.errors import HydraException
+
+    from benchmark.registry import UnknownNameError, load_all
+
     try:
+        if not prints_config_only(argv):
+            load_all()
         return COMMANDS[argv[0]](argv[1:])
     except (InvbenchError, UnknownNameError, HydraException) as error:
         # HydraException: an override that does not compose (a misspelt key, a bad value)

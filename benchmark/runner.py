@@ -46,6 +46,7 @@ from benchmark.devices import (
 )
 from benchmark.errors import InvbenchError, MissingDataError
 from benchmark.methods import Unavailable, plain
+from benchmark.progress import report_cell
 from benchmark.provenance import environment, git_state
 from benchmark.registry import ATTACKS, DEFENSES, METRICS, TASKS, incompatibility, load_all
 from benchmark.results import SCHEMA_VERSION, read_record, record_path, write_record
@@ -237,7 +238,7 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     label = f"{cfg.suite.name}/{entries[0].name} {entries[1].name} x {entries[2].name} s{seed}"
     reason = incompatibility(*entries)
     if reason:
-        print(f"[n/a] {label}: {reason}", flush=True)
+        report_cell(cfg, "n/a", label, f"[n/a] {label}: {reason}")
         return None
     device, cpu_because = cell_device(resolve_device(cfg.get("device", "auto"), job_num), *entries)
     paths = resolve_paths(cfg)
@@ -248,7 +249,7 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     cell_hash = config_hash(config)
     existing = cached_record(cfg, path, cell_hash)
     if existing is not None:
-        print(f"[cached] {label}: {path} (rerun=true runs it again)", flush=True)
+        report_cell(cfg, "cached", label, f"[cached] {label}: {path} (rerun=true runs it again)")
         show_record(cfg, existing)
         return existing
     task = build_task(cfg)
@@ -275,7 +276,7 @@ def run_cell(cfg: DictConfig, job_num: int = 0) -> dict | None:
     )
     run_stages(cell, task)
     write_record(path, record)
-    print(summary_line(label, record), flush=True)
+    report_cell(cfg, record["status"], label, summary_line(label, record), record["error"], path)
     show_record(cfg, record)
     return record
 

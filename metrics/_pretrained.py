@@ -7,14 +7,36 @@ weights file, keyed by its path, size and modification time, so a file that is w
 or removed later is loaded anew; a failure is kept too and raised again, with its message, to
 every later caller of the same key. Callers use the network under ``torch.no_grad()`` in eval
 mode and never change it.
+
+A sweep checks these weights once, in its launcher, before any cell runs (and fetches them there
+when it is online); its cells then run under ``weight_downloads(False)``: a metric whose file is
+absent is unavailable at once, with the reason, instead of one failed download per cell.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 _NETWORKS: dict[tuple, Any] = {}
+_DOWNLOADS = {"allowed": True}
+
+
+@contextlib.contextmanager
+def weight_downloads(allowed: bool) -> Iterator[None]:
+    """Whether a metric may download its absent weights within the block (a sweep's cell: no)."""
+    saved = _DOWNLOADS["allowed"]
+    _DOWNLOADS["allowed"] = allowed
+    try:
+        yield
+    finally:
+        _DOWNLOADS["allowed"] = saved
+
+
+def may_download(offline: bool) -> bool:
+    """Whether a metric whose weights file is absent tries to download it."""
+    return _DOWNLOADS["allowed"] and not offline
 
 
 def load_once(weights: Path, build: Callable[[], Any]) -> Any:

@@ -11,6 +11,7 @@ them the metric is unavailable with the reason in the record: never 0, never ran
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,12 @@ from benchmark.downloads import dataset, online
 from benchmark.errors import MissingDataError
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
-from metrics._pretrained import load_once
+from metrics._pretrained import load_once, may_download
 
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+FID_WEIGHTS_URL = (
+    f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS}"
+)
 FID_CITATION = Citation(
     "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
     "Heusel et al.",
@@ -39,7 +43,11 @@ def frechet_distance(
     from scipy import linalg
 
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    with warnings.catch_warnings():
+        # Fewer images than the 2048 features (every cell of the suites) make both covariances
+        # singular, and scipy says so on each call: expected, and handled below when it matters
+        warnings.filterwarnings("ignore", "Matrix is singular", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():  # singular product: regularise as pytorch-fid does
         offset = np.eye(len(sigma1)) * 1e-6
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
@@ -74,15 +82,40 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> np.ndarray
     return np.concatenate(features)
 
 
-@register_metric("fid", higher_is_better=False, modalities=("image",), citation=FID_CITATION)
+def missing_weights() -> str:
+    """Where to put the weights file, said when it is absent."""
+    return (
+        f"FID Inception weights {FID_WEIGHTS} are not in {weights_path().parent}/: download "
+        f"{FID_WEIGHTS_URL} there, or run `invbench data fid-inception` on an online machine"
+    )
+
+
+@dataset("fid-inception")
+def fetch_fid_weights(data_root: Path, offline: bool) -> str:
+    """The FID Inception weights (not a dataset, but fetched the same way)."""
+    if weights_path().exists():
+        return f"fid-inception: present at {weights_path()}"
+    if offline or not online():
+        raise MissingDataError(missing_weights())
+    try:
+        torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, progress=False, check_hash=True)
+    except Exception as error:  # unreachable host, a proxy's error page, a wrong hash
+        raise MissingDataError(f"the download failed ({error}). {missing_weights()}") from None
+    return f"fid-inception: downloaded to {weights_path()} (hash prefix checked)"
+
+
+@register_metric(
+    "fid",
+    higher_is_better=False,
+    modalities=("image",),
+    citation=FID_CITATION,
+    weights=weights_path,
+    fetch_weights=fetch_fid_weights,
+)
 def fid(reconstructions: torch.Tensor, private: torch.Tensor, offline: bool) -> float | Unavailable:
     """FID of reconstructions [N, C, H, W] against private images [M, C, H, W], or Unavailable."""
-    if not weights_path().exists() and offline:
-        return Unavailable(
-            f"FID Inception weights {FID_WEIGHTS} are not in {weights_path().parent}"
-            f" (offline); download them from the pytorch-fid release "
-            f"'fid_weights' into that folder"
-        )
+    if not weights_path().exists() and not may_download(offline):
+        return Unavailable(missing_weights())
     if min(len(reconstructions), len(private)) < 2:
         return Unavailable("FID needs at least two images on each side")
     try:
@@ -90,19 +123,3 @@ def fid(reconstructions: torch.Tensor, private: torch.Tensor, offline: bool) -> 
     except Exception as error:  # a failed download or load: say so, never a number
         return Unavailable(f"FID Inception weights could not be loaded: {error}")
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
-
-
-@dataset("fid-inception")
-def fetch_fid_weights(data_root: Path, offline: bool) -> str:
-    """The FID Inception weights (not a dataset, but fetched the same way)."""
-    from pytorch_fid.inception import FID_WEIGHTS_URL
-
-    if weights_path().exists():
-        return f"fid-inception: present at {weights_path()}"
-    if offline or not online():
-        raise MissingDataError(
-            f"fid-inception: offline. Download {FID_WEIGHTS_URL} (its sha256 starts with "
-            f"6726825d, as its name says) into {weights_path().parent}/"
-        )
-    torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, progress=False, check_hash=True)
-    return f"fid-inception: downloaded to {weights_path()} (hash prefix checked)"

@@ -3,20 +3,66 @@ of its identity, averaged (lower: perceptually closer to a real private image).
 
 The linear calibration layers ship inside the ``lpips`` package; its AlexNet backbone needs
 torchvision's ImageNet weights (``alexnet-owt-7be5be79.pth`` in torch's hub cache, downloaded
-when online). Without them the metric is unavailable with the reason, never a number.
+when online, once per sweep by its launcher: metrics/_pretrained.py). Without them the metric is
+unavailable with the reason, never a number.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
+from benchmark.downloads import dataset, online
+from benchmark.errors import MissingDataError
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
-from metrics._pretrained import load_once
+from metrics._pretrained import load_once, may_download
 
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS}"
+# lpips 0.1.4 builds its backbone with torchvision's ``alexnet(pretrained=True)``, which
+# torchvision (0.13 onwards) answers with these two deprecation warnings on every build.
+TORCHVISION_PRETRAINED_WARNINGS = (
+    r"The parameter 'pretrained' is deprecated",
+    r"Arguments other than a weight enum or `None` for 'weights' are deprecated",
+)
+
+
+def weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
+
+
+def missing_weights() -> str:
+    """Where to put the weights file, said when it is absent."""
+    return (
+        f"LPIPS' AlexNet weights {ALEXNET_WEIGHTS} are not in {weights_path().parent}/: download "
+        f"{ALEXNET_URL} there, or run `invbench data lpips-alexnet` on an online machine"
+    )
+
+
+@dataset("lpips-alexnet")
+def fetch_lpips_weights(data_root: Path, offline: bool) -> str:
+    """LPIPS' AlexNet backbone weights (not a dataset, but fetched the same way)."""
+    if weights_path().exists():
+        return f"lpips-alexnet: present at {weights_path()}"
+    if offline or not online("download.pytorch.org"):
+        raise MissingDataError(missing_weights())
+    try:
+        torch.hub.load_state_dict_from_url(ALEXNET_URL, progress=False, check_hash=True)
+    except Exception as error:  # unreachable host, a proxy's error page, a wrong hash
+        raise MissingDataError(f"the download failed ({error}). {missing_weights()}") from None
+    return f"lpips-alexnet: downloaded to {weights_path()} (hash prefix checked)"
+
+
+def lpips_network():
+    import lpips
+
+    with warnings.catch_warnings():
+        for message in TORCHVISION_PRETRAINED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        return lpips.LPIPS(net="alex", verbose=False).eval()
 
 
 @register_metric(
@@ -30,6 +76,8 @@ ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
         2018,
         "https://arxiv.org/abs/1801.03924",
     ),
+    weights=weights_path,
+    fetch_weights=fetch_lpips_weights,
 )
 def nearest_lpips(
     reconstructions: torch.Tensor,
@@ -38,15 +86,11 @@ def nearest_lpips(
     private_labels: torch.Tensor,
     offline: bool,
 ) -> float | Unavailable:
-    path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
-    if not path.exists() and offline:
-        return Unavailable(
-            f"LPIPS needs AlexNet's ImageNet weights {ALEXNET_WEIGHTS} in {path.parent} (offline)"
-        )
+    path = weights_path()
+    if not path.exists() and not may_download(offline):
+        return Unavailable(missing_weights())
     try:
-        import lpips
-
-        model = load_once(path, lambda: lpips.LPIPS(net="alex", verbose=False).eval())
+        model = load_once(path, lpips_network)
     except Exception as error:
         return Unavailable(f"LPIPS backbone could not be loaded: {error}")
 

@@ -14,7 +14,7 @@ import torch
 
 from benchmark.methods import Unavailable
 from metrics.fid import FID_WEIGHTS, fid, inception_features
-from metrics.lpips_distance import ALEXNET_WEIGHTS, nearest_lpips
+from metrics.lpips_distance import ALEXNET_WEIGHTS, lpips_network, nearest_lpips
 
 
 @pytest.fixture
@@ -75,7 +75,6 @@ def test_fid_with_a_corrupt_weights_file_is_unavailable_with_the_reason(hub):
 
 
 def test_lpips_with_local_weights_is_zero_on_a_private_image_and_takes_the_nearest(hub):
-    import lpips
     import torchvision
 
     torch.manual_seed(0)
@@ -88,7 +87,7 @@ def test_lpips_with_local_weights_is_zero_on_a_private_image_and_takes_the_neare
 
     assert nearest_lpips(exact, torch.tensor([0]), private, private_labels, True) == 0.0
     value = nearest_lpips(noisy, torch.tensor([1]), private, private_labels, True)
-    model = lpips.LPIPS(net="alex", verbose=False).eval()
+    model = lpips_network()  # the same network; the nearest-of-its-class mean is under test
     with torch.no_grad():
         to_each = [model(noisy * 2 - 1, private[i : i + 1] * 2 - 1).item() for i in (2, 3)]
     assert value == pytest.approx(min(to_each), rel=1e-5)
@@ -130,3 +129,37 @@ def test_a_metric_network_is_built_once_per_weights_file_and_a_failure_is_kept(t
     assert load_once(weights, build) is network and built == [False, True]
     weights.write_bytes(b"22")  # replaced: loaded anew
     assert load_once(weights, build) is not network and built == [False, True, True]
+
+
+def test_a_cell_told_not_to_download_is_unavailable_at_once_naming_the_file(hub, monkeypatch):
+    """A sweep's cell (``weight_downloads(False)``: its launcher has checked the weights) never
+    tries a download, even online; the reason says where to put the file."""
+    from metrics._pretrained import weight_downloads
+
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", lambda *args, **kwargs: pytest.fail("a download")
+    )
+    images = torch.rand(3, 3, 32, 32)
+    with weight_downloads(False):
+        value = fid(images, images, offline=False)
+        distance = nearest_lpips(images, torch.tensor([0, 0, 0]), images, torch.zeros(3), False)
+    assert isinstance(value, Unavailable) and FID_WEIGHTS in value.reason
+    assert str(hub) in value.reason and "invbench data fid-inception" in value.reason
+    assert isinstance(distance, Unavailable) and ALEXNET_WEIGHTS in distance.reason
+    assert "invbench data lpips-alexnet" in distance.reason
+
+
+def test_the_weights_fetchers_say_where_to_put_the_file_offline(hub, tmp_path):
+    from benchmark.errors import MissingDataError
+    from metrics.fid import fetch_fid_weights
+    from metrics.lpips_distance import fetch_lpips_weights
+
+    for fetch, weights in (
+        (fetch_fid_weights, FID_WEIGHTS),
+        (fetch_lpips_weights, ALEXNET_WEIGHTS),
+    ):
+        with pytest.raises(MissingDataError, match=weights) as raised:
+            fetch(tmp_path, True)
+        assert f"{hub}/" in str(raised.value)
+        (hub / weights).write_bytes(b"present")
+        assert fetch(tmp_path, True).endswith(f"present at {hub / weights}")
