@@ -160,8 +160,13 @@ def privacy_utility_chart(
         try:
             for kind in _kinds(shown):
                 group = [p for p in shown if p["kind"] == kind]
-                below = [p["worst_case"] - _or(p.get("low"), p["worst_case"]) for p in group]
-                above = [_or(p.get("high"), p["worst_case"]) - p["worst_case"] for p in group]
+                # an interval of one value can sit a rounding error off its mean: clipped at 0
+                below = [
+                    max(0.0, p["worst_case"] - _or(p.get("low"), p["worst_case"])) for p in group
+                ]
+                above = [
+                    max(0.0, _or(p.get("high"), p["worst_case"]) - p["worst_case"]) for p in group
+                ]
                 points = axes.errorbar(
                     [p["utility_cost"] for p in group],
                     [p["worst_case"] for p in group],
@@ -177,11 +182,14 @@ def privacy_utility_chart(
             if floor is not None:
                 axes.axhline(floor, color="#888", linestyle="--", linewidth=1, label="floor")
             _fit_axes(axes, shown, floor)
-            _place_labels(figure, axes, shown)
             axes.set_xlabel("utility cost: drop of the target's test accuracy against no defense")
             axes.set_ylabel(f"worst-case {metric}\n({direction} is weaker privacy)")
             axes.grid(True, color="#eee", linewidth=0.8)
             figure.legend(loc="outside lower center", ncols=4, frameon=False)
+            # lay the figure out once and keep it: labels are placed by their final pixels
+            figure.canvas.draw()
+            figure.set_layout_engine("none")
+            _place_labels(figure, axes, shown)
             buffer = io.StringIO()
             figure.savefig(buffer, format="svg", metadata={"Date": None, "Title": title})
         finally:
@@ -218,43 +226,56 @@ def _fit_axes(axes, points: list[dict], floor: float | None) -> None:
 
 
 def _place_labels(figure, axes, points: list[dict]) -> None:
-    """Each defense's name beside its point, at the first of eight offsets where its box
-    overlaps no label placed before it (nor leaves the axes); else at the first offset."""
+    """Each defense's name beside its point (the names of points that coincide joined into one
+    label), at the first offset, nearest first, right then left of the point, where its box
+    overlaps no label placed before it nor any point, and stays inside the axes; a label moved
+    away from its point gets a leader line. Where no offset is free the label takes the nearest one."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
     renderer = figure.canvas.get_renderer()
     frame = axes.get_window_extent(renderer)
-    placed = []
-    offsets = [(6, 4), (6, -12), (-6, 4), (-6, -12), (6, 14), (6, -22), (-6, 14), (-6, -22)]
-    for point in sorted(points, key=lambda p: (p["utility_cost"], p["worst_case"])):
-        for i, (dx, dy) in enumerate(offsets):
-            label = axes.annotate(
-                point["defense"],
-                (point["utility_cost"], point["worst_case"]),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha="left" if dx > 0 else "right",
-                fontsize=8,
-            )
-            box = label.get_window_extent(renderer)
+    names: dict[tuple[float, float], list[str]] = {}
+    for point in points:
+        spot = (round(point["utility_cost"], 6), round(point["worst_case"], 6))
+        names.setdefault(spot, []).append(point["defense"])
+    rises = [0] + [10 * k * sign for k in range(1, 9) for sign in (1, -1)]
+    offsets = [(dx, dy) for dy in rises for dx in (7, -7)]
+    # the markers are obstacles too: a label never covers another defense's point
+    placed = [
+        Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in axes.transData.transform(list(names))
+    ]
+    for (x, y), defenses in sorted(names.items()):
+        text = ", ".join(sorted(defenses))
+        for dx, dy in offsets:
+            label = _label(axes, text, (x, y), dx, dy)
+            label.update_positions(renderer)
+            box = Text.get_window_extent(label, renderer)  # the text alone, not its leader line
             inside = (
-                frame.x0 <= box.x0
-                and box.x1 <= frame.x1
-                and frame.y0 <= box.y0
-                and box.y1 <= frame.y1
+                frame.x0 <= box.x0 <= box.x1 <= frame.x1
+                and frame.y0 <= box.y0 <= box.y1 <= frame.y1
             )
             if inside and not any(box.overlaps(other) for other in placed):
-                placed.append(box)
                 break
             label.remove()
         else:
-            dx, dy = offsets[0]
-            label = axes.annotate(
-                point["defense"],
-                (point["utility_cost"], point["worst_case"]),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                fontsize=8,
-            )
-            placed.append(label.get_window_extent(renderer))
+            label = _label(axes, text, (x, y), *offsets[0])
+            box = label.get_window_extent(renderer)
+        placed.append(box)
+
+
+def _label(axes, text: str, point: tuple[float, float], dx: float, dy: float):
+    far = abs(dy) >= 10  # away from its point: a leader line says whose it is
+    return axes.annotate(
+        text,
+        point,
+        xytext=(dx + (8 if dx > 0 else -8) * far, dy),
+        textcoords="offset points",
+        ha="left" if dx > 0 else "right",
+        va="center",
+        fontsize=8,
+        arrowprops={"arrowstyle": "-", "color": "#999", "lw": 0.6} if far else None,
+    )
 
 
 def roc_chart(curves: dict[str, dict], title: str) -> Markup:
