@@ -53,3 +53,25 @@ def load_once(weights: Path, build: Callable[[], Any]) -> Any:
     if isinstance(found, Exception):
         raise found
     return found
+
+
+def fetch_hub_weights(
+    name: str, path: Path, url: str, missing: str, host: str, offline: bool
+) -> str:
+    """``invbench data NAME`` for a metric's weights file in torch's hub folder: present,
+    downloaded from ``url`` (its hash prefix checked), or MissingDataError with ``missing``
+    (where to put the file) when offline or when the download fails."""
+    import torch
+
+    from benchmark.downloads import online
+    from benchmark.errors import MissingDataError
+
+    if path.exists():
+        return f"{name}: present at {path}"
+    if offline or not online(host):
+        raise MissingDataError(missing)
+    try:
+        torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+    except Exception as error:  # unreachable host, a proxy's error page, a wrong hash
+        raise MissingDataError(f"the download failed ({error}). {missing}") from None
+    return f"{name}: downloaded to {path} (hash prefix checked)"

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.downloads import dataset, online
-from benchmark.errors import MissingDataError
+from benchmark.downloads import dataset
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
-from metrics._pretrained import load_once, may_download
+from metrics._pretrained import fetch_hub_weights, load_once, may_download
 
 FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = (
@@ -93,15 +92,9 @@ def missing_weights() -> str:
 @dataset("fid-inception")
 def fetch_fid_weights(data_root: Path, offline: bool) -> str:
     """The FID Inception weights (not a dataset, but fetched the same way)."""
-    if weights_path().exists():
-        return f"fid-inception: present at {weights_path()}"
-    if offline or not online():
-        raise MissingDataError(missing_weights())
-    try:
-        torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, progress=False, check_hash=True)
-    except Exception as error:  # unreachable host, a proxy's error page, a wrong hash
-        raise MissingDataError(f"the download failed ({error}). {missing_weights()}") from None
-    return f"fid-inception: downloaded to {weights_path()} (hash prefix checked)"
+    return fetch_hub_weights(
+        "fid-inception", weights_path(), FID_WEIGHTS_URL, missing_weights(), "github.com", offline
+    )
 
 
 @register_metric(

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 
-from benchmark.downloads import dataset, online
-from benchmark.errors import MissingDataError
+from benchmark.downloads import dataset
 from benchmark.methods import Unavailable
 from benchmark.registry import Citation, register_metric
-from metrics._pretrained import load_once, may_download
+from metrics._pretrained import fetch_hub_weights, load_once, may_download
 
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS}"
@@ -45,15 +44,14 @@ def missing_weights() -> str:
 @dataset("lpips-alexnet")
 def fetch_lpips_weights(data_root: Path, offline: bool) -> str:
     """LPIPS' AlexNet backbone weights (not a dataset, but fetched the same way)."""
-    if weights_path().exists():
-        return f"lpips-alexnet: present at {weights_path()}"
-    if offline or not online("download.pytorch.org"):
-        raise MissingDataError(missing_weights())
-    try:
-        torch.hub.load_state_dict_from_url(ALEXNET_URL, progress=False, check_hash=True)
-    except Exception as error:  # unreachable host, a proxy's error page, a wrong hash
-        raise MissingDataError(f"the download failed ({error}). {missing_weights()}") from None
-    return f"lpips-alexnet: downloaded to {weights_path()} (hash prefix checked)"
+    return fetch_hub_weights(
+        "lpips-alexnet",
+        weights_path(),
+        ALEXNET_URL,
+        missing_weights(),
+        "download.pytorch.org",
+        offline,
+    )
 
 
 def lpips_network():
