@@ -54,13 +54,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # a cell's cost: time, memory, the attack's queries, and every target forward it caused
 # (attack time plus the training of its own GANs and students)
 COST_COLUMNS = ("seconds", "peak_rss_mb", "queries", "forwards")
-PAGE_ONLY = (
-    "rows",
-    "chart",
-    "examples",
-    "provenance",
-    "utility_cost",
-)  # section keys left out of the JSON
+PAGE_ONLY = ("rows", "chart", "examples", "provenance")  # section keys left out of the JSON
 
 
 def flatten(record: dict) -> dict:
@@ -338,7 +332,9 @@ def _cell(values, lows, highs, flags, attack, defense) -> dict:
     }
 
 
-def task_summary(section: dict, values, lows, highs, flags, floors) -> dict | None:
+def task_summary(
+    higher: bool, utility_cost: dict, values, lows, highs, flags, floors
+) -> dict | None:
     """The strongest model-using attack against no defense (with its interval), the defense
     that lowers its success most, and that defense's utility cost."""
     if "none" not in values.columns:
@@ -346,15 +342,15 @@ def task_summary(section: dict, values, lows, highs, flags, floors) -> dict | No
     undefended = values["none"].drop(floors, errors="ignore").dropna()
     if undefended.empty:
         return None
-    strongest = (undefended if section["higher"] else -undefended).idxmax()
+    strongest = (undefended if higher else -undefended).idxmax()
     summary = {"attack": strongest, **_cell(values, lows, highs, flags, strongest, "none")}
     others = values.loc[strongest].drop("none").dropna()
     if not others.empty:
-        best = (-others if section["higher"] else others).idxmax()
+        best = (-others if higher else others).idxmax()
         summary["defense"] = {
             "name": best,
             **_cell(values, lows, highs, flags, strongest, best),
-            "utility_cost": section["utility_cost"].get(best),
+            "utility_cost": utility_cost.get(best),
         }
     return summary
 
@@ -501,7 +497,6 @@ def task_sections(
                 }
                 for d in defenses
             ],
-            "utility_cost": utility_cost,
             "attack_rankings": ranking_groups,
             "defense_ranking": defense_rows,
             "chart": privacy_utility_chart(
@@ -513,7 +508,7 @@ def task_sections(
             "provenance": provenance_rows(task_records),
             "rows": group.to_dict("records"),
         }
-        section["summary"] = task_summary(section, values, *bounds, flags, floors)
+        section["summary"] = task_summary(higher, utility_cost, values, *bounds, flags, floors)
         sections.append(section)
     return sections
 
